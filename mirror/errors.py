@@ -1,0 +1,107 @@
+"""Every error the mirror raises on purpose, as one tree.
+
+    MirrorError
+    ├── ConfigError                 bad settings; the CLI exits 2
+    ├── WireError                   a payload field the wire layer cannot read (names the field)
+    └── ApiError                    anything that went wrong talking to Solar Proof (names the action)
+        ├── TransientApiError       worth retrying: network, 5xx, 429, a garbled body, DELETION_FAILED, UNKNOWN
+        │   ├── ApiUnavailableError retries or the deadline ran out; the CLI exits 75
+        │   │   └── IncompleteWalkError  a customer listing that did not reach its last page
+        │   └── OutcomeUnknownError a write that may or may not have been applied (lost response)
+        └── PermanentApiError       the API refused this request; retrying will not help
+            ├── AuthError           INVALID_API_KEY, API_KEY_INVALID, UNAUTHORISED
+            ├── NotFoundError       CUSTOMER_NOT_FOUND, NOT_FOUND, ...
+            ├── PermissionDeniedError  PERMISSION_DENIED
+            └── InvalidRequestError INVALID_PARAMETERS and other 4xx refusals
+
+Messages never contain the API key: URLs are redacted before they reach an error.
+"""
+
+from __future__ import annotations
+
+
+class MirrorError(Exception):
+    """Base of every error the mirror raises deliberately."""
+
+
+class ConfigError(MirrorError):
+    """The configuration is unusable; `problems` lists every issue found, each naming its key."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class WireError(MirrorError):
+    """A payload could not be mapped; `field` names the offending key, `value` what it held."""
+
+    def __init__(self, field: str, value: object, reason: str):
+        self.field = field
+        self.value = value
+        self.reason = reason
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"field {field!r}: {reason} (got {shown})")
+
+
+class ApiError(MirrorError):
+    """A failed API call. `action` is the apidata.php action; `code` the API's error code, if any."""
+
+    def __init__(
+        self,
+        action: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ):
+        self.action = action
+        self.status = status
+        self.code = code
+        self.detail = message
+        # Only meaningful on 429/503; the retry loop reads it.
+        self.retry_after = retry_after
+        parts = [f"{action}: {message}"]
+        if code:
+            parts.append(f"code {code}")
+        if status is not None:
+            parts.append(f"HTTP {status}")
+        super().__init__(" | ".join(parts) if len(parts) > 1 else parts[0])
+
+
+class TransientApiError(ApiError):
+    """A failure that may succeed if the same request is sent again later."""
+
+
+class ApiUnavailableError(TransientApiError):
+    """The API stayed unreachable or failing through every retry, or the deadline passed."""
+
+
+class IncompleteWalkError(ApiUnavailableError):
+    """The customer listing stopped before its last page; nothing may treat it as complete."""
+
+
+class OutcomeUnknownError(TransientApiError):
+    """A non-idempotent write was sent but its response was lost; it may have been applied."""
+
+
+class PermanentApiError(ApiError):
+    """The API refused the request itself; sending it again unchanged will fail again."""
+
+
+class AuthError(PermanentApiError):
+    """The API key was rejected."""
+
+
+class NotFoundError(PermanentApiError):
+    """The customer, project, webhook or action does not exist."""
+
+
+class PermissionDeniedError(PermanentApiError):
+    """The key may not act on this record."""
+
+
+class InvalidRequestError(PermanentApiError):
+    """The API rejected the parameters or body (INVALID_PARAMETERS, other 4xx)."""

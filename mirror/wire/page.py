@@ -1,0 +1,59 @@
+"""A `getallcustomers` page body: a JSON array, split into each record's own text and value.
+
+Keeping each record's exact text lets the mirror store the payload as sent and fingerprint it
+cheaply: an unchanged record is recognised by its text's hash without being normalised.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+_decoder = json.JSONDecoder()
+_WHITESPACE = " \t\n\r"
+
+
+class RawRecord(NamedTuple):
+    """One element of a page: its JSON text exactly as sent, and the decoded value."""
+
+    text: str
+    value: Any
+
+
+def split_json_array(body: str) -> list[RawRecord] | None:
+    """Decode `body`; return its elements with their source text when it is a JSON array.
+
+    Returns None when the body is valid JSON but not an array (the caller decides what that
+    means). Raises ValueError (json.JSONDecodeError) when the body is not valid JSON at all.
+    """
+    start = len(body) - len(body.lstrip(_WHITESPACE))
+    if not body.startswith("[", start):
+        json.loads(body)  # raises on garbage; valid non-arrays fall through to None
+        return None
+    records: list[RawRecord] = []
+    decode = _decoder.raw_decode
+    index = start + 1
+    length = len(body)
+    expect_value = True
+    while True:
+        while index < length and body[index] in _WHITESPACE:
+            index += 1
+        if index >= length:
+            raise json.JSONDecodeError("unterminated array", body, index)
+        char = body[index]
+        if char == "]" and (not records or not expect_value):
+            index += 1
+            break
+        if not expect_value:
+            if char != ",":
+                raise json.JSONDecodeError("expected ',' or ']'", body, index)
+            index += 1
+            expect_value = True
+            continue
+        value, end = decode(body, index)
+        records.append(RawRecord(body[index:end], value))
+        index = end
+        expect_value = False
+    if body[index:].strip(_WHITESPACE):
+        raise json.JSONDecodeError("extra data after the array", body, index)
+    return records
