@@ -1,0 +1,351 @@
+"""The Solar Proof API client: the only module that speaks HTTP (and the only httpx user).
+
+Everything goes to one `apidata.php` script, chosen by `action=`, with the key in the query
+string. Errors arrive as any non-2xx status, or as HTTP 200 with a `{"code", "message"}` body
+(`{"success": false, ...}` for webhook calls); both become the typed errors of
+`mirror.errors`, each naming the action. Transient failures are retried with backoff and
+jitter within a deadline; a write that is not safe to repeat (create) is never re-sent once it
+may have reached the server, and raises OutcomeUnknownError instead.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import httpx
+import structlog
+
+from mirror import __version__
+from mirror.customer import Customer
+from mirror.errors import (
+    ApiError,
+    ApiUnavailableError,
+    AuthError,
+    InvalidRequestError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermanentApiError,
+    PermissionDeniedError,
+    TransientApiError,
+)
+from mirror.redaction import redact_text
+from mirror.retry import RetryPolicy, parse_retry_after
+from mirror.wire import parse_customer, write_body
+from mirror.wire.page import RawRecord, split_json_array
+
+log = structlog.get_logger()
+
+DEFAULT_URL = "https://solarproof.com.au/apidata.php"
+
+_AUTH_CODES = {"INVALID_API_KEY", "API_KEY_INVALID", "UNAUTHORISED", "UNAUTHORIZED"}
+# CAMPAIGN_NOT_FOUND is a copy-paste from another product in the old docs; it still means "not found".
+_NOT_FOUND_CODES = {"CUSTOMER_NOT_FOUND", "NOT_FOUND", "CAMPAIGN_NOT_FOUND", "PROJECT_NOT_FOUND"}
+_TRANSIENT_CODES = {"DELETION_FAILED", "UNKNOWN"}
+# Transport failures that prove the request never reached the server, so even a create may be re-sent.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-request limits in seconds (the overall limit per call is RetryPolicy.deadline)."""
+
+    connect: float = 10.0
+    read: float = 30.0
+    write: float = 30.0
+    pool: float = 30.0
+
+
+class ApiStats:
+    """Counts of calls by (action, outcome), shared by the threads of a walk."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.throttled = 0
+
+    def record(self, action: str, outcome: str) -> None:
+        with self._lock:
+            self.calls[(action, outcome)] += 1
+            if outcome == "throttled":
+                self.throttled += 1
+
+
+class SolarProofClient:
+    """A thread-safe client for one account. Close it (or use `with`) to release connections.
+
+    `transport`, `sleep`, `clock` and `rng` are seams for tests; production leaves them unset.
+    `update_method`/`delete_method` exist because the two doc generations disagree (PUT/DELETE
+    badges, POST in every curl example); POST is the default.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        timeouts: Timeouts = Timeouts(),
+        retry: RetryPolicy = RetryPolicy(),
+        update_method: str = "POST",
+        delete_method: str = "POST",
+        max_connections: int = 16,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ):
+        self.url = url
+        self._api_key = api_key
+        self.retry = retry
+        self.update_method = update_method.upper()
+        self.delete_method = delete_method.upper()
+        self.stats = ApiStats()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(
+                connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool
+            ),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers={"User-Agent": f"solarproof-mirror/{__version__}", "Accept": "application/json"},
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"SolarProofClient(url={redact_text(self.url, (self._api_key,))!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SolarProofClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def fetch_customer_page(self, page: int) -> list[RawRecord] | None:
+        """One page of `getallcustomers` (1-based): its records with their exact JSON text.
+
+        Returns None for a valid JSON body that is not an array (the walk treats it as the end).
+        """
+        body = self._call("getallcustomers", params={"page": page}, parse=_parse_page)
+        return body if isinstance(body, list) else None
+
+    def fetch_customers_by_email(self, email: str) -> list[Customer]:
+        """Customers with this email via `getcustomerByemail`: [] when none, usually one.
+
+        The docs return a single object; an array is accepted too, in case duplicates (which are
+        legal) come back together.
+        """
+        return self._lookup("getcustomerByemail", {"customer_email": email})
+
+    def fetch_customer_id_by_email(self, email: str) -> list[Customer]:
+        """The same lookup through `getcustomerid`, which returns the full object too."""
+        return self._lookup("getcustomerid", {"customer_email": email})
+
+    def fetch_customer(self, remote_id: int) -> Customer | None:
+        """One customer by id through the undocumented `getcustomer`; None when it does not exist.
+
+        Raises NotFoundError with code NOT_FOUND if the server has no such action.
+        """
+        found = self._lookup("getcustomer", {"customer_id": remote_id})
+        return found[0] if found else None
+
+    def fetch_customer_of_project(self, project_id: int) -> Customer | None:
+        """The customer of a project (`getcustomerofproject`: ABN, site address, contact time)."""
+        found = self._lookup("getcustomerofproject", {"project_id": project_id})
+        return found[0] if found else None
+
+    def _lookup(self, action: str, params: dict[str, Any]) -> list[Customer]:
+        try:
+            body = self._call(action, params=params)
+        except NotFoundError as exc:
+            if exc.code == "NOT_FOUND" and action == "getcustomer":
+                raise
+            return []
+        if body in (None, "", [], {}):
+            return []
+        items = body if isinstance(body, list) else [body]
+        return [parse_customer(item) for item in items if item not in (None, {}, "")]
+
+    # -- writes --------------------------------------------------------------------------
+
+    def create_customer(self, fields: dict[str, Any], owner_email: str = "") -> int | None:
+        """Create a customer from canonical writable fields; return its new id, or None when the
+        response carries none (an old-docs quirk: look it up by email then).
+
+        Never re-sent once it may have reached the server: a lost response raises
+        OutcomeUnknownError, and the caller must find out whether the customer exists.
+        """
+        data = {"useremail": owner_email, **write_body(fields)}
+        response = self._call("createcustomer", method="POST", data=data, idempotent=False)
+        return _id_from_write_response(response)
+
+    def update_customer(self, remote_id: int, fields: dict[str, Any]) -> None:
+        """Send only `fields` (canonical writable columns) for customer `remote_id`."""
+        data = {"pkcustomerid": remote_id, **write_body(fields)}
+        self._call("updatecustomer", method=self.update_method, data=data)
+
+    def delete_customer(self, remote_id: int) -> None:
+        """Delete a customer permanently. A retry after a lost response may raise NotFoundError."""
+        self._call("deletecustomer", method=self.delete_method, data={"pkcustomerid": remote_id})
+
+    def subscribe_webhook(self, hook_url: str, event: str) -> None:
+        """Register `hook_url` for one event type (`subscribe_customer`; no `data` wrapper)."""
+        self._call("subscribe_customer", method="POST", json_body={"hookUrl": hook_url, "type_request": event})
+
+    def unsubscribe_webhook(self, hook_url: str) -> None:
+        """Remove every event type registered for `hook_url`."""
+        self._call("unsubscribe_customer", method="POST", json_body={"hookUrl": hook_url})
+
+    # -- the request loop ----------------------------------------------------------------
+
+    def _call(
+        self,
+        action: str,
+        *,
+        method: str = "GET",
+        params: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        json_body: dict[str, Any] | None = None,
+        idempotent: bool = True,
+        parse: Callable[[str], Any] = json.loads,
+    ) -> Any:
+        """Send one request, retrying transient failures; return the decoded body."""
+        query = {"action": action, "api_key": self._api_key, **(params or {})}
+        if data is not None:
+            # The docs want the key and action inside `data` too; sending both is safest.
+            json_body = {"data": {"apikey": self._api_key, "action": action, **data}}
+        started = self._clock()
+        failures = 0
+        while True:
+            try:
+                result = self._send_once(action, method, query, json_body, idempotent, parse)
+                self.stats.record(action, "ok")
+                return result
+            except TransientApiError as exc:
+                self.stats.record(action, "throttled" if exc.status == 429 else "failed")
+                if isinstance(exc, OutcomeUnknownError):
+                    raise
+                failures += 1
+                delay = self.retry.delay(failures, exc.retry_after, self._rng)
+                elapsed = self._clock() - started
+                if failures >= self.retry.attempts or elapsed + delay > self.retry.deadline:
+                    raise ApiUnavailableError(
+                        action,
+                        f"gave up after {failures} tries in {elapsed:.1f}s: {exc.detail}",
+                        status=exc.status,
+                        code=exc.code,
+                    ) from exc
+                log.warning("api_retried", action=action, failures=failures, delay=round(delay, 3), reason=exc.detail)
+                self._sleep(delay)
+            except PermanentApiError:
+                self.stats.record(action, "refused")
+                raise
+
+    def _send_once(self, action, method, query, json_body, idempotent, parse) -> Any:
+        try:
+            response = self._http.request(method, self.url, params=query, json=json_body)
+        except httpx.TransportError as exc:
+            reason = f"{type(exc).__name__}: {redact_text(str(exc), (self._api_key,)) or 'no detail'}"
+            if idempotent or isinstance(exc, _NOT_SENT):
+                raise TransientApiError(action, f"network error ({reason})") from exc
+            raise OutcomeUnknownError(action, f"request sent but no response arrived ({reason})") from exc
+        status = response.status_code
+        text = response.text
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise TransientApiError(action, "rate limited", status=status, retry_after=retry_after)
+        try:
+            body = parse(text)
+        except ValueError:
+            body = _UNREADABLE
+        if isinstance(body, dict) and (("code" in body and "message" in body) or body.get("success") is False):
+            error = _error_from_body(action, status, body)
+        elif status >= 500 or (status < 300 and body is _UNREADABLE):
+            what = f"HTTP {status}" if status >= 300 else "a body that is not JSON"
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            error = TransientApiError(action, f"{what}: {_describe_body(response, text)}", status=status,
+                                      retry_after=retry_after)
+        elif status >= 300:
+            error = _error_for_status(action, status, _describe_body(response, text))
+        else:
+            return body
+        if isinstance(error, TransientApiError) and not idempotent:
+            # The server got the request; whatever went wrong, it may have applied it.
+            raise OutcomeUnknownError(action, f"the write may have been applied: {error.detail}",
+                                      status=error.status, code=error.code)
+        raise error
+
+
+_UNREADABLE = object()
+
+
+def _parse_page(text: str) -> list[RawRecord] | None | dict:
+    """A page body: its records, or the decoded value when it is not an array (error objects)."""
+    records = split_json_array(text)
+    if records is None:
+        return json.loads(text)
+    return records
+
+
+def _describe_body(response: httpx.Response, text: str) -> str:
+    kind = response.headers.get("Content-Type", "").split(";")[0] or "no content type"
+    snippet = " ".join(text[:120].split())
+    if "html" in kind or snippet.lower().startswith(("<!doctype", "<html")):
+        return f"an HTML page ({kind}): {snippet!r}"
+    if len(text) > 120:
+        return f"{kind}, {len(text)} bytes, starting {snippet!r} (truncated or malformed JSON?)"
+    return f"{kind}: {snippet!r}"
+
+
+def _error_from_body(action: str, status: int, body: dict) -> ApiError:
+    code = str(body.get("code") or "") or None
+    message = str(body.get("message") or body.get("Message") or "no message")
+    if code is None:
+        # Webhook admin calls answer {"success": false, "message": ...} with HTTP 400.
+        lowered = message.lower()
+        if "api key" in lowered:
+            return AuthError(action, message, status=status)
+        if "no matching webhook" in lowered:
+            return NotFoundError(action, message, status=status)
+        return InvalidRequestError(action, message, status=status)
+    if code in _AUTH_CODES:
+        return AuthError(action, message, status=status, code=code)
+    if code in _NOT_FOUND_CODES:
+        return NotFoundError(action, message, status=status, code=code)
+    if code == "PERMISSION_DENIED":
+        return PermissionDeniedError(action, message, status=status, code=code)
+    if code in _TRANSIENT_CODES or status >= 500:
+        return TransientApiError(action, message, status=status, code=code)
+    return InvalidRequestError(action, message, status=status, code=code)
+
+
+def _error_for_status(action: str, status: int, detail: str) -> ApiError:
+    if status in (401, 403):
+        return AuthError(action, f"HTTP {status}: {detail}", status=status)
+    if status == 404:
+        return NotFoundError(action, f"HTTP {status}: {detail}", status=status)
+    return InvalidRequestError(action, f"HTTP {status}: {detail}", status=status)
+
+
+def _id_from_write_response(body: Any) -> int | None:
+    """The id a write response names: `id`, `CustomerId` or `customer_id`, string or integer."""
+    if not isinstance(body, dict):
+        return None
+    for key in ("id", "CustomerId", "customer_id", "customerId"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
+            return int(value)
+    return None
