@@ -1,0 +1,182 @@
+"""Switchable, seeded transport faults for `/apidata.php` (never for `/_admin/` routes).
+
+Contract: `FaultPlan.decide(action)` is called exactly once per API request, in arrival order,
+and returns the `Fault` to inject or None. It first consumes the script (queued by `script()`,
+oldest first, the first entry whose `action` filter matches); otherwise it draws ONE number from
+the plan's own `random.Random(seed)` and compares it against the cumulative rates, so a given
+seed and request sequence always yields the same faults. Rates are probabilities per request.
+
+Kinds (the app, not this module, carries them out):
+
+* `429`: HTTP 429 with `Retry-After: <seconds>` (integer); `retry_after=None` omits the header.
+* `5xx`: HTTP 500, 502 or 503 with an nginx-style HTML page (`500`/`502`/`503` pick one).
+* `drop`: headers with a Content-Length larger than the body sent, half the body, then the
+  connection closes. The request is NOT applied (a write under `drop` changes nothing).
+* `truncate`: HTTP 200 with a correct Content-Length for a JSON body cut in half; not applied.
+* `html`: HTTP 200 with a PHP fatal-error HTML page; not applied.
+* `lost_create`: only for `createcustomer`: the create IS applied, then the response is dropped
+  as under `drop`. A scripted `lost_create` waits for a create, whatever its `action` filter.
+
+`latency_ms` is added to every API request (also faulted ones) with `asyncio.sleep`, so
+concurrent requests overlap as they would over a real network.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+KINDS = ("429", "5xx", "500", "502", "503", "drop", "truncate", "html", "lost_create")
+RATE_FIELDS = ("rate_429", "rate_5xx", "rate_drop", "rate_truncate", "rate_html", "rate_lost_create")
+OMIT = "omit"  # script(..., retry_after=OMIT): send the 429 without a Retry-After header
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault to inject: its kind, the HTTP status to send, and Retry-After (429 only)."""
+
+    kind: str
+    status: int = 200
+    retry_after: int | None = None
+
+
+class FaultPlan:
+    """Fault rates, latency and a script of queued faults, safe to change from any thread."""
+
+    def __init__(self, seed: int = 0, *, latency_ms: float = 0.0, retry_after: int | None = 1,
+                 **rates: float) -> None:
+        self._lock = threading.Lock()
+        self._script: list[dict] = []
+        self._log: list[dict] = []
+        self._requests = 0
+        self.seed = seed
+        self.latency_ms = 0.0
+        self.retry_after: int | None = 1
+        for name in RATE_FIELDS:
+            setattr(self, name, 0.0)
+        self._rng = random.Random(seed)
+        self.configure(latency_ms=latency_ms, retry_after=retry_after, **rates)
+
+    def configure(self, **settings) -> dict:
+        """Set any of `seed`, `latency_ms`, `retry_after` and the `rate_*` fields.
+
+        Setting `seed` restarts the random sequence. Raises ValueError on an unknown name or an
+        out-of-range value (rates must lie in 0..1). Returns the resulting settings.
+        """
+        allowed = {"seed", "latency_ms", "retry_after", *RATE_FIELDS}
+        unknown = set(settings) - allowed
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
+        for name in RATE_FIELDS:
+            if name in settings and not 0.0 <= float(settings[name]) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if float(settings.get("latency_ms", 0)) < 0:
+            raise ValueError("latency_ms must not be negative")
+        retry_after = settings.get("retry_after", self.retry_after)
+        if retry_after is not None and (not isinstance(retry_after, int) or retry_after < 0):
+            raise ValueError("retry_after must be a non-negative integer or null (omit header)")
+        with self._lock:
+            for name, value in settings.items():
+                setattr(self, name, value if name in ("seed", "retry_after") else float(value))
+            if "seed" in settings:
+                self._rng = random.Random(settings["seed"])
+        return self.settings()
+
+    def settings(self) -> dict:
+        """The current rates, latency, seed, Retry-After and queued script, as plain data."""
+        with self._lock:
+            out = {name: getattr(self, name) for name in ("seed", "latency_ms", "retry_after", *RATE_FIELDS)}
+            out["script"] = [dict(entry) for entry in self._script]
+            return out
+
+    def reset(self) -> None:
+        """All rates and latency to zero, the script emptied, the random sequence restarted."""
+        with self._lock:
+            self._script.clear()
+        self.configure(latency_ms=0.0, retry_after=1, seed=self.seed,
+                       **{name: 0.0 for name in RATE_FIELDS})
+
+    def script(self, kind: str, count: int = 1, action: str | None = None,
+               retry_after: int | str | None = None) -> None:
+        """Give the next `count` requests for `action` (any action when None) fault `kind`.
+
+        Scripted faults take precedence over rates. `retry_after` (429 only): None uses the
+        plan's value, an integer overrides it, `OMIT` ("omit") sends no header.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if retry_after is not None and retry_after != OMIT and (
+                not isinstance(retry_after, int) or retry_after < 0):
+            raise ValueError("retry_after must be a non-negative integer, None or 'omit'")
+        if kind == "lost_create":
+            action = "createcustomer"
+        with self._lock:
+            self._script.append({"kind": kind, "count": count, "action": action,
+                                 "retry_after": retry_after})
+
+    def clear_script(self) -> None:
+        with self._lock:
+            self._script.clear()
+
+    def injected(self) -> list[dict]:
+        """Every fault injected so far, in order: {request, action, kind, status}."""
+        with self._lock:
+            return [dict(entry) for entry in self._log]
+
+    def decide(self, action: str) -> Fault | None:
+        """The fault for this request (see the module docstring), recorded in `injected()`."""
+        with self._lock:
+            self._requests += 1
+            fault = self._from_script(action)
+            if fault is None:
+                fault = self._from_rates(action)
+            if fault is not None:
+                self._log.append({"request": self._requests, "action": action,
+                                  "kind": fault.kind, "status": fault.status})
+            return fault
+
+    def _from_script(self, action: str) -> Fault | None:
+        for i, entry in enumerate(self._script):
+            if entry["action"] in (None, action):
+                entry["count"] -= 1
+                if entry["count"] == 0:
+                    del self._script[i]
+                retry_after = entry["retry_after"]
+                if retry_after is None:
+                    retry_after = self.retry_after
+                elif retry_after == OMIT:
+                    retry_after = None
+                return self._make(entry["kind"], retry_after)
+        return None
+
+    def _from_rates(self, action: str) -> Fault | None:
+        if not any(getattr(self, name) for name in RATE_FIELDS):
+            return None  # the common case: keep the random sequence for when rates are set
+        draw = self._rng.random()
+        edge = 0.0
+        for name, kind in (("rate_429", "429"), ("rate_5xx", "5xx"), ("rate_drop", "drop"),
+                           ("rate_truncate", "truncate"), ("rate_html", "html"),
+                           ("rate_lost_create", "lost_create")):
+            rate = getattr(self, name)
+            if kind == "lost_create" and action != "createcustomer":
+                continue
+            edge += rate
+            if draw < edge:
+                if kind == "5xx":
+                    # Which 5xx is a function of the same draw, so one number per request.
+                    kind = ("500", "502", "503")[int((edge - draw) / rate * 3) % 3]
+                return self._make(kind, self.retry_after)
+        return None
+
+    @staticmethod
+    def _make(kind: str, retry_after: int | None) -> Fault:
+        if kind == "429":
+            return Fault("429", 429, retry_after)
+        if kind == "5xx":
+            kind = "500"
+        if kind in ("500", "502", "503"):
+            return Fault(kind, int(kind))
+        return Fault(kind, 200)
