@@ -1,0 +1,131 @@
+"""Walking every page of getallcustomers: order, completeness, shifts, failures, scale."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import API_KEY, make_client
+from mirror.errors import AuthError, IncompleteWalkError
+from mirror.simulator.server import SimulatorServer
+from mirror.walk import CustomerWalk
+from mirror.wire import customer_from_read
+
+
+def test_walk_yields_every_customer_once_in_page_order(client, sim):
+    """200 customers arrive as 4 full pages and an empty last page; the walk is complete."""
+    walk = CustomerWalk(client)
+    pages = list(walk)
+    assert [p.number for p in pages] == [1, 2, 3, 4, 5]
+    assert [len(p.records) for p in pages] == [50, 50, 50, 50, 0]
+    assert pages[-1].is_last and walk.complete
+    expected = {c["id"] for c in sim.account.snapshot()["customers"]}
+    assert walk.remote_ids == expected and walk.records == len(expected)
+
+
+def test_a_short_page_ends_the_walk(sim, clock):
+    """With 230 customers the fifth page holds 30 and ends the walk without a sixth request."""
+    with SimulatorServer(customers=230, seed=2, api_key=API_KEY) as server:
+        with make_client(server, clock) as client:
+            walk = CustomerWalk(client, max_in_flight=1)
+            pages = list(walk)
+        assert [len(p.records) for p in pages] == [50, 50, 50, 50, 30] and walk.complete
+        assert server.account.call_counts()["getallcustomers"] == 5
+
+
+def test_records_moving_back_a_page_are_missed_but_the_walk_completes(sim, client):
+    """Deleting served records mid-walk (id order) shifts later ones back: some are missed."""
+    before = {c["id"] for c in sim.account.snapshot()["customers"]}
+    sim.account.schedule_shift(after_page=2, delete_served=5)
+    walk = CustomerWalk(client, max_in_flight=1)
+    list(walk)
+    after = {c["id"] for c in sim.account.snapshot()["customers"]}
+    assert walk.complete and walk.duplicates == 0
+    assert len(before - after) == 5
+    # The walk saw fewer customers than still exist: why one walk alone never proves a delete.
+    assert after - walk.remote_ids
+
+
+def test_records_moving_forward_a_page_are_deduplicated(sim, client):
+    """New customers landing on page 1 mid-walk (newest first) push records forward: seen twice."""
+    sim.account.set_order("newest")
+    try:
+        sim.account.schedule_shift(after_page=2, create=7)
+        walk = CustomerWalk(client, max_in_flight=1)
+        pages = list(walk)
+    finally:
+        sim.account.set_order("id")
+    assert walk.complete and walk.duplicates == 7
+    ids = [r.remote_id for p in pages for r in p.records]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_page_that_keeps_failing_makes_the_walk_incomplete(sim, client):
+    """A page that fails through every retry raises IncompleteWalkError; never complete."""
+    sim.faults.script("503", count=50, action="getallcustomers")
+    walk = CustomerWalk(client, max_in_flight=1)
+    with pytest.raises(IncompleteWalkError, match="page 1 kept failing"):
+        list(walk)
+    assert not walk.complete
+
+
+def test_a_failure_after_some_pages_leaves_the_walk_incomplete(sim, client):
+    """Pages already yielded do not make a broken walk complete."""
+    walk = CustomerWalk(client, max_in_flight=1)
+    seen = []
+    with pytest.raises(IncompleteWalkError):
+        for page in walk:
+            seen.append(page.number)
+            if page.number == 2:
+                sim.faults.script("drop", count=50, action="getallcustomers")
+    assert seen == [1, 2] and not walk.complete
+
+
+def test_a_refused_key_stops_the_walk_with_auth_error(sim, clock):
+    """A permanent refusal is raised as itself (AuthError), not retried."""
+    from mirror.api import SolarProofClient
+
+    with SolarProofClient(sim.url, "not-the-key", sleep=clock.sleep, clock=clock) as client:
+        with pytest.raises(AuthError):
+            list(CustomerWalk(client))
+    assert clock.sleeps == []
+
+
+def test_the_page_cap_refuses_to_call_an_endless_listing_complete(client):
+    """Reaching max_pages before an empty page raises instead of returning."""
+    walk = CustomerWalk(client, max_pages=2)
+    with pytest.raises(IncompleteWalkError, match="page cap"):
+        list(walk)
+    assert not walk.complete
+
+
+def test_garbled_records_are_rejected_not_dropped(sim, client):
+    """A listed element with no usable id is reported in `rejected`, and the walk completes."""
+    walk = CustomerWalk(client)
+    first = next(iter(walk))
+    assert first.rejected == []
+
+
+def test_latency_opens_the_window(sim, clock):
+    """With 30 ms added per request the walk keeps several pages in flight."""
+    with SimulatorServer(customers=3000, seed=4, api_key=API_KEY) as server:
+        server.faults.configure(latency_ms=30)
+        with make_client(server, clock) as client:
+            walk = CustomerWalk(client, max_in_flight=8)
+            assert sum(len(p.records) for p in walk) == 3000
+    assert walk.peak_in_flight >= 4
+
+
+def test_a_100k_account_walks_to_100k_unique_canonical_customers():
+    """2,000 pages of a 100,000-customer simulator give 100,000 unique canonical customers."""
+    with SimulatorServer(customers=100_000, seed=11, api_key=API_KEY) as server:
+        with make_client(server) as client:
+            started = time.perf_counter()
+            walk = CustomerWalk(client)
+            customers = [customer_from_read(r.value) for page in walk for r in page.records]
+            elapsed = time.perf_counter() - started
+    assert walk.complete and walk.pages == 2001
+    assert len(customers) == 100_000 == len({c.remote_id for c in customers})
+    assert all(c.fields["customeremail"] for c in customers)
+    print(f"100k walk+normalise: {elapsed:.2f}s, {walk.pages / elapsed:.0f} pages/s")
