@@ -22,3 +22,8 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache
+
+# The whole story on the bundled simulator: sync a few thousand customers into demo/mirror.db,
+# change some in "Solar Proof", sync again, and show what the mirror recorded.
+demo: $(STAMP)
+	$(BIN)/spmirror demo --db demo/mirror.db

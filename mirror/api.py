@@ -22,6 +22,7 @@ import httpx
 import structlog
 
 from mirror import __version__
+from mirror.config import Settings
 from mirror.customer import Customer
 from mirror.errors import (
     ApiError,
@@ -116,6 +117,24 @@ class SolarProofClient:
             headers={"User-Agent": f"solarproof-mirror/{__version__}", "Accept": "application/json"},
             transport=transport,
             follow_redirects=False,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **seams: Any) -> SolarProofClient:
+        """A client configured by the `[api]` settings (`seams` for tests: transport, sleep...)."""
+        return cls(
+            settings[("api", "url")],
+            settings[("api", "key")],
+            timeouts=Timeouts(connect=settings[("api", "connect_timeout")], read=settings[("api", "read_timeout")]),
+            retry=RetryPolicy(
+                attempts=settings[("api", "attempts")],
+                deadline=settings[("api", "deadline")],
+                max_retry_after=settings[("api", "max_retry_after")],
+            ),
+            update_method=settings[("api", "update_method")],
+            delete_method=settings[("api", "delete_method")],
+            max_connections=settings[("api", "max_in_flight")] + 2,
+            **seams,
         )
 
     def __repr__(self) -> str:

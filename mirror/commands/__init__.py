@@ -1,0 +1,1 @@
+"""One module per `spmirror` subcommand; each offers `register(subparsers)`."""

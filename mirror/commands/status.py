@@ -1,0 +1,59 @@
+"""`spmirror status`: what the mirror holds and how the last sync went, from the database alone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mirror.config import Settings
+from mirror.exit_codes import EXIT_OK, EXIT_USAGE
+from mirror.store import Store
+from mirror.store.runs import status_summary
+
+
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "status", parents=[common], help="show counts, rows by sync_state and the last sync",
+        description="Read the mirror database and show its counts, rows by sync_state, and the last "
+        "sync's time and result. Safe while the daemon runs; makes no API call.",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.set_defaults(handler=run, needs_api_key=False)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    path = settings.database_path
+    if not path.exists():
+        print(f"Error: no mirror at {path}\nTry: spmirror sync (or set SPMIRROR_DB / [database] path)")
+        return EXIT_USAGE
+    with Store.open(path) as store:
+        summary = status_summary(store)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return EXIT_OK
+    print(render(summary))
+    return EXIT_OK
+
+
+def render(summary: dict) -> str:
+    lines = [
+        f"database        {summary['database']} (schema {summary['schema_version']})",
+        f"customers       {summary['customers']}",
+        "by sync_state   " + (", ".join(f"{k} {v}" for k, v in summary["sync_state"].items()) or "-"),
+        f"notes/projects  {summary['notes']} / {summary['projects']}",
+        f"deleted         {summary['deleted_customers']} (candidates awaiting a second walk: "
+        f"{summary['delete_candidates']})",
+        f"history rows    {summary['changes']}",
+        f"rejected        {summary['rejected_records']}",
+    ]
+    last, ok = summary["last_run"], summary["last_success"]
+    if last:
+        lines.append(f"last sync       {last['started_at']} {last['result']}"
+                     + (f": {last['error']}" if last.get("error") else ""))
+        lines.append(f"                created {last['created']}, updated {last['updated']}, "
+                     f"deleted {last['deleted']}, unchanged {last['unchanged']}, pages {last['pages']}")
+    else:
+        lines.append("last sync       never")
+    if ok and ok is not last and ok["run_id"] != (last or {}).get("run_id"):
+        lines.append(f"last success    {ok['finished_at']}")
+    return "\n".join(lines)

@@ -1,0 +1,224 @@
+"""The mirror's tables, as SQLModel classes (with SQLAlchemy for what SQLModel does not cover).
+
+What people query: `customers` (current customers only; the fixed column names of the design),
+`customer_notes`, `customer_projects`, `users`, `customer_changes` (history), `deleted_customers`
+(the last record of every customer deleted in Solar Proof), the lookup tables
+`customer_statuses`/`customer_types`, and the `customers_labeled` view (schema.py).
+
+What the daemon owns: `customer_base` (each customer as last seen remotely, canonical, hashed),
+`customer_raw` (the payloads as sent), `sync_runs`, `rejected_records`.
+
+Every column a plain `INSERT INTO customers (...)` leaves out has a database-side default, so
+any SQLite client can add a customer.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import Column, Index, Integer, Text, text
+from sqlmodel import Field, SQLModel
+
+
+def _text_default(value: str):
+    return {"server_default": text(f"'{value}'")}
+
+
+class CustomerColumns(SQLModel):
+    """The user-visible customer columns, shared by `customers` and `customer_base`."""
+
+    pkcustomerid: Optional[int] = Field(default=None)
+    customerfirstname: Optional[str] = None
+    customersurname: Optional[str] = None
+    customeremail: Optional[str] = None
+    customerphone1: Optional[str] = None
+    customerphone2: Optional[str] = None
+    customercompanyname: Optional[str] = None
+    customercompanyphone: Optional[str] = None
+    customerabn: Optional[str] = None
+    fkcustomerstatusid: Optional[int] = None
+    fkcustomertypeid: Optional[int] = None
+    customergstregistered: Optional[int] = None
+    created_at: Optional[str] = None
+    customer_site_address: Optional[str] = None
+    best_contact_mornings: Optional[int] = None
+    best_contact_middays: Optional[int] = None
+    best_contact_afternoons: Optional[int] = None
+    best_contact_evenings: Optional[int] = None
+    customer_status_text: Optional[str] = None
+    customer_type_text: Optional[str] = None
+
+
+class CustomerRow(CustomerColumns, table=True):
+    """One current customer. `id` is local; `pkcustomerid` is Solar Proof's (NULL until pushed)."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        Index("ix_customers_pkcustomerid", "pkcustomerid", unique=True),
+        Index("ix_customers_email", "customeremail"),
+        Index("ix_customers_phone1", "customerphone1"),
+        Index("ix_customers_surname", "customersurname"),
+        Index("ix_customers_sync_state", "sync_state"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    # 'synced', 'pending', 'conflict' or 'error'. A row someone INSERTs is 'pending' by default.
+    sync_state: str = Field(default="pending", sa_column_kwargs={**_text_default("pending"), "nullable": False})
+    sync_error: Optional[str] = None
+
+
+class CustomerBase(CustomerColumns, table=True):
+    """The remote record as last seen: the merge base. Written only by the daemon."""
+
+    __tablename__ = "customer_base"
+
+    pkcustomerid: Optional[int] = Field(default=None, primary_key=True)
+    content_hash: str  # of the canonical customer, notes, projects and owner
+    raw_hash: str  # of the listing's JSON text: an unchanged record is skipped before parsing
+    owner_user_id: Optional[int] = None
+    last_seen_at: str
+    # Set by the first complete listing that lacked this customer; cleared when it reappears.
+    missing_since_run: Optional[str] = None
+
+
+_BASE_ID = "customer_base.pkcustomerid"
+
+
+class CustomerRaw(SQLModel, table=True):
+    """Payloads exactly as the API sent them, so no field is ever lost."""
+
+    __tablename__ = "customer_raw"
+
+    pkcustomerid: int = Field(primary_key=True, foreign_key=_BASE_ID, ondelete="CASCADE")
+    listing_json: str
+    project_customer_json: Optional[str] = None  # getcustomerofproject, when enrichment is on
+    fetched_at: str
+
+
+class CustomerNote(SQLModel, table=True):
+    """A note; the API gives notes no id, so (customer, datetime, text) is all there is."""
+
+    __tablename__ = "customer_notes"
+    __table_args__ = (Index("ix_customer_notes_customer", "pkcustomerid"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    pkcustomerid: int = Field(foreign_key=_BASE_ID, ondelete="CASCADE")
+    noted_at: Optional[str] = None
+    note: str
+
+
+class CustomerProject(SQLModel, table=True):
+    """A project as the listing embeds it, with its site address parts and size in kW."""
+
+    __tablename__ = "customer_projects"
+    __table_args__ = (Index("ix_customer_projects_customer", "pkcustomerid"),)
+
+    project_id: int = Field(primary_key=True)
+    pkcustomerid: int = Field(foreign_key=_BASE_ID, ondelete="CASCADE")
+    title: Optional[str] = None
+    site_address: Optional[str] = None
+    streetnum: Optional[str] = None
+    street: Optional[str] = None
+    suburb: Optional[str] = None
+    state: Optional[str] = None
+    postcode: Optional[str] = None
+    country: Optional[str] = None
+    system_size_kw: Optional[float] = None
+    system_size_text: Optional[str] = None
+    solar_panel_quantity: Optional[int] = None
+    solar_panel_type: Optional[str] = None
+    inverter_type: Optional[str] = None
+    inverter_quantity: Optional[int] = None
+    proposal_link: Optional[str] = None
+
+
+class User(SQLModel, table=True):
+    """A Solar Proof user who owns customers (from `owner_user_info`)."""
+
+    __tablename__ = "users"
+
+    user_id: int = Field(primary_key=True)
+    first_name: Optional[str] = None
+    last_name: Optional[str] = None
+    phone_number: Optional[str] = None
+    email: Optional[str] = None
+    work_title: Optional[str] = None
+    username: Optional[str] = None
+
+
+class CustomerChange(SQLModel, table=True):
+    """One changed field of one customer. field '(created)'/'(deleted)' for whole records."""
+
+    __tablename__ = "customer_changes"
+    __table_args__ = (Index("ix_customer_changes_customer", "pkcustomerid", "changed_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    changed_at: str
+    pkcustomerid: Optional[int] = None
+    field: str
+    old_value: Optional[str] = None
+    new_value: Optional[str] = None
+    source: str  # 'remote' or 'local'
+    run_id: Optional[str] = None
+
+
+class DeletedCustomer(SQLModel, table=True):
+    """The last known record of a customer deleted in Solar Proof (JSON: fields, notes, projects, raw)."""
+
+    __tablename__ = "deleted_customers"
+
+    pkcustomerid: int = Field(primary_key=True)
+    deleted_at: str
+    run_id: Optional[str] = None
+    customeremail: Optional[str] = None
+    customerfirstname: Optional[str] = None
+    customersurname: Optional[str] = None
+    last_record_json: str
+
+
+class SyncRun(SQLModel, table=True):
+    """One sync: when, how it ended, what it did."""
+
+    __tablename__ = "sync_runs"
+
+    run_id: str = Field(primary_key=True)
+    started_at: str
+    finished_at: Optional[str] = None
+    result: str = "running"  # running, ok, incomplete, refused, failed
+    pages: int = 0
+    listed: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    delete_candidates: int = 0
+    rejected: int = 0
+    error: Optional[str] = None
+
+
+class RejectedRecord(SQLModel, table=True):
+    """A listing element that could not be mirrored (no usable id), kept with the reason."""
+
+    __tablename__ = "rejected_records"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    seen_at: str
+    run_id: str
+    page: int
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    reason: str
+
+
+class CustomerStatus(SQLModel, table=True):
+    __tablename__ = "customer_statuses"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    label: str
+
+
+class CustomerType(SQLModel, table=True):
+    __tablename__ = "customer_types"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    label: str
+    write_word: str

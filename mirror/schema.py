@@ -1,0 +1,71 @@
+"""The schema beyond the tables: search index, views, lookup rows, and the version record.
+
+The version lives in `PRAGMA user_version`. A new database gets the current tables (from the
+SQLModel classes) and `EXTRAS`, and is stamped SCHEMA_VERSION. An older file is upgraded by
+running, in order, each entry of MIGRATIONS above its version, each inside one transaction, so
+a later release upgrades a user's file in place without losing anything. Rule for whoever adds
+version N+1: change the models for new files AND append the raw SQL that takes an N file to
+N+1 (ALTER TABLE ... ADD COLUMN, new tables, new triggers); never edit an earlier step.
+"""
+
+from __future__ import annotations
+
+from mirror.vocabulary import STATUS_LABELS, TYPE_LABELS, TYPE_WRITE_WORDS
+
+SCHEMA_VERSION = 1
+
+_SEARCHED = (
+    "customerfirstname",
+    "customersurname",
+    "customeremail",
+    "customerphone1",
+    "customerphone2",
+    "customercompanyname",
+    "customer_site_address",
+)
+_cols = ", ".join(_SEARCHED)
+_new = ", ".join(f"new.{c}" for c in _SEARCHED)
+_old = ", ".join(f"old.{c}" for c in _SEARCHED)
+
+EXTRAS: tuple[str, ...] = (
+    # Full-text search over names, emails, phones, company and address. External content keeps
+    # one copy of the data; the triggers keep the index current whoever writes the row.
+    f"""CREATE VIRTUAL TABLE IF NOT EXISTS customers_fts USING fts5(
+        {_cols}, content='customers', content_rowid='id', tokenize='unicode61 remove_diacritics 2')""",
+    f"""CREATE TRIGGER IF NOT EXISTS customers_fts_insert AFTER INSERT ON customers BEGIN
+        INSERT INTO customers_fts(rowid, {_cols}) VALUES (new.id, {_new});
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS customers_fts_delete AFTER DELETE ON customers BEGIN
+        INSERT INTO customers_fts(customers_fts, rowid, {_cols}) VALUES ('delete', old.id, {_old});
+    END""",
+    # Only when a searched column changes: a sync_state flip must not churn the index.
+    f"""CREATE TRIGGER IF NOT EXISTS customers_fts_update AFTER UPDATE OF {_cols} ON customers BEGIN
+        INSERT INTO customers_fts(customers_fts, rowid, {_cols}) VALUES ('delete', old.id, {_old});
+        INSERT INTO customers_fts(rowid, {_cols}) VALUES (new.id, {_new});
+    END""",
+    """CREATE VIEW IF NOT EXISTS customers_labeled AS
+    SELECT c.*,
+           COALESCE(s.label, c.customer_status_text) AS status_label,
+           COALESCE(t.label, c.customer_type_text) AS type_label,
+           CASE c.customergstregistered WHEN 1 THEN 'GST Registered' WHEN 0 THEN 'Not GST Registered' END
+               AS gst_label,
+           TRIM(COALESCE(u.first_name, '') || ' ' || COALESCE(u.last_name, '')) AS owner_name,
+           u.email AS owner_email
+    FROM customers AS c
+    LEFT JOIN customer_statuses AS s ON s.id = c.fkcustomerstatusid
+    LEFT JOIN customer_types AS t ON t.id = c.fkcustomertypeid
+    LEFT JOIN customer_base AS b ON b.pkcustomerid = c.pkcustomerid
+    LEFT JOIN users AS u ON u.user_id = b.owner_user_id""",
+    *(
+        f"INSERT OR IGNORE INTO customer_statuses (id, label) VALUES ({number}, '{label}')"
+        for number, label in STATUS_LABELS.items()
+    ),
+    *(
+        f"INSERT OR IGNORE INTO customer_types (id, label, write_word) VALUES ({number}, '{label}', "
+        f"'{TYPE_WRITE_WORDS[number]}')"
+        for number, label in TYPE_LABELS.items()
+    ),
+)
+
+# MIGRATIONS[n] takes a version-(n+1) file to version n+2. Empty while there is one version.
+MIGRATIONS: tuple[tuple[str, ...], ...] = ()

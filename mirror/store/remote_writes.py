@@ -1,0 +1,161 @@
+"""Writing what the remote side changed into the mirror, a batch per transaction.
+
+The executor of the pull's plan: creates, updates of only the changed fields, refreshes of the
+stored payload, history rows, and confirmed deletes (whose last record is kept in
+`deleted_customers`). Callers pass whole pages, so a page is never half-applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from mirror.customer import Customer
+from mirror.store import FIELDS, Store, to_json
+from mirror.changes import CREATE, UPDATE, RemoteChange
+
+_FIELD_LIST = ", ".join(FIELDS)
+_FIELD_MARKS = ", ".join("?" * len(FIELDS))
+_CUSTOMER_UPSERT = (
+    f"INSERT INTO customers ({_FIELD_LIST}, sync_state, sync_error) VALUES ({_FIELD_MARKS}, 'synced', NULL) "
+    f"ON CONFLICT(pkcustomerid) DO UPDATE SET "
+    + ", ".join(f"{name}=excluded.{name}" for name in FIELDS[1:])
+    + ", sync_state='synced', sync_error=NULL"
+)
+_BASE_COLUMNS = (*FIELDS, "content_hash", "raw_hash", "owner_user_id", "last_seen_at", "missing_since_run")
+_BASE_UPSERT = (
+    f"INSERT INTO customer_base ({', '.join(_BASE_COLUMNS)}) VALUES ({', '.join('?' * len(_BASE_COLUMNS))}) "
+    "ON CONFLICT(pkcustomerid) DO UPDATE SET "
+    + ", ".join(f"{name}=excluded.{name}" for name in _BASE_COLUMNS[1:])
+)
+_RAW_UPSERT = (
+    "INSERT INTO customer_raw (pkcustomerid, listing_json, project_customer_json, fetched_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(pkcustomerid) DO UPDATE SET listing_json=excluded.listing_json, "
+    "project_customer_json=COALESCE(excluded.project_customer_json, customer_raw.project_customer_json), "
+    "fetched_at=excluded.fetched_at"
+)
+_USER_UPSERT = (
+    "INSERT INTO users (user_id, first_name, last_name, phone_number, email, work_title, username) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET first_name=excluded.first_name, "
+    "last_name=excluded.last_name, phone_number=excluded.phone_number, email=excluded.email, "
+    "work_title=excluded.work_title, username=excluded.username"
+)
+_PROJECT_INSERT = (
+    "INSERT OR REPLACE INTO customer_projects (project_id, pkcustomerid, title, site_address, streetnum, street, "
+    "suburb, state, postcode, country, system_size_kw, system_size_text, solar_panel_quantity, solar_panel_type, "
+    "inverter_type, inverter_quantity, proposal_link) VALUES (" + ", ".join("?" * 17) + ")"
+)
+_HISTORY_INSERT = (
+    "INSERT INTO customer_changes (changed_at, pkcustomerid, field, old_value, new_value, source, run_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _history_value(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def apply_remote_changes(
+    store: Store, changes: list[RemoteChange], *, run_id: str, now: str, record_history: bool = True,
+    project_payloads: dict[int, str] | None = None,
+) -> None:
+    """Apply one batch of planned remote changes in a single transaction."""
+    if not changes:
+        return
+    project_payloads = project_payloads or {}
+    rows_changed = [c for c in changes if c.kind == CREATE or (c.kind == UPDATE and c.changed)]
+    content_changed = [c for c in changes if c.kind in (CREATE, UPDATE)]
+    with store.transaction() as db:
+        # The base first: notes, projects and payloads reference it.
+        db.executemany(_BASE_UPSERT, [_base_row(c.pulled.customer, c.pulled.content_hash, c.pulled.raw_hash, now)
+                                      for c in changes])
+        db.executemany(_RAW_UPSERT, [(c.remote_id, c.pulled.raw_text, project_payloads.get(c.remote_id), now)
+                                     for c in changes])
+        _write_customer_rows(db, rows_changed)
+        if content_changed:
+            _replace_children(db, [c.pulled.customer for c in content_changed])
+        if record_history:
+            db.executemany(_HISTORY_INSERT, list(_history_rows(changes, run_id, now)))
+
+
+def _base_row(customer: Customer, content: str, raw: str, now: str) -> tuple:
+    owner_id = customer.owner.user_id if customer.owner else None
+    return (*customer.fields.values(), content, raw, owner_id, now, None)
+
+
+def _write_customer_rows(db, changes: list[RemoteChange]) -> None:
+    creates = [tuple(c.pulled.customer.fields.values()) for c in changes if c.kind == CREATE]
+    if creates:
+        db.executemany(_CUSTOMER_UPSERT, creates)
+    # Updates touch only the fields that changed remotely; group rows by which fields those are.
+    by_fields: dict[tuple[str, ...], list[tuple]] = {}
+    for change in changes:
+        if change.kind != UPDATE:
+            continue
+        names = tuple(sorted(change.changed))
+        values = change.pulled.customer.fields
+        by_fields.setdefault(names, []).append((*(values[n] for n in names), change.remote_id))
+    for names, rows in by_fields.items():
+        assignments = ", ".join(f"{name}=?" for name in names)
+        db.executemany(f"UPDATE customers SET {assignments} WHERE pkcustomerid=?", rows)
+
+
+def _replace_children(db, customers: list[Customer]) -> None:
+    ids = [(c.remote_id,) for c in customers]
+    db.executemany("DELETE FROM customer_notes WHERE pkcustomerid=?", ids)
+    db.executemany("DELETE FROM customer_projects WHERE pkcustomerid=?", ids)
+    db.executemany(
+        "INSERT INTO customer_notes (pkcustomerid, noted_at, note) VALUES (?, ?, ?)",
+        [(c.remote_id, n.datetime, n.note) for c in customers for n in c.notes],
+    )
+    db.executemany(
+        _PROJECT_INSERT,
+        [(p.project_id, c.remote_id, p.title, p.site_address, p.streetnum, p.street, p.suburb, p.state,
+          p.postcode, p.country, p.system_size_kw, p.system_size_text, p.solar_panel_quantity,
+          p.solar_panel_type, p.inverter_type, p.inverter_quantity, p.proposal_link)
+         for c in customers for p in c.projects],
+    )
+    owners = {c.owner.user_id: c.owner for c in customers if c.owner and c.owner.user_id is not None}
+    db.executemany(_USER_UPSERT, [tuple(owner) for owner in owners.values()])
+
+
+def _history_rows(changes: Iterable[RemoteChange], run_id: str, now: str):
+    for change in changes:
+        if change.kind == CREATE:
+            yield (now, change.remote_id, "(created)", None, change.pulled.customer.fields["customeremail"],
+                   "remote", run_id)
+        elif change.kind == UPDATE:
+            for name, (old, new) in change.changed.items():
+                yield (now, change.remote_id, name, _history_value(old), _history_value(new), "remote", run_id)
+
+
+def mark_missing(store: Store, remote_ids: Iterable[int], run_id: str | None) -> None:
+    """Remember (run_id) or forget (None) that complete listings lacked these customers."""
+    rows = [(run_id, remote_id) for remote_id in remote_ids]
+    if rows:
+        with store.transaction() as db:
+            db.executemany("UPDATE customer_base SET missing_since_run=? WHERE pkcustomerid=?", rows)
+
+
+def delete_customers(store: Store, remote_ids: Iterable[int], *, run_id: str, now: str) -> list[dict]:
+    """Remove customers Solar Proof deleted; keep each last record in `deleted_customers`."""
+    records = []
+    ids = list(remote_ids)
+    if not ids:
+        return records
+    for remote_id in ids:
+        record = store.last_record(remote_id)
+        record["fields"] = record["fields"] or {}
+        records.append(record | {"pkcustomerid": remote_id})
+    with store.transaction() as db:
+        db.executemany(
+            "INSERT OR REPLACE INTO deleted_customers (pkcustomerid, deleted_at, run_id, customeremail, "
+            "customerfirstname, customersurname, last_record_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(r["pkcustomerid"], now, run_id, r["fields"].get("customeremail"), r["fields"].get("customerfirstname"),
+              r["fields"].get("customersurname"), to_json(r)) for r in records],
+        )
+        db.executemany("DELETE FROM customers WHERE pkcustomerid=?", [(i,) for i in ids])
+        # Cascades to notes, projects and payloads.
+        db.executemany("DELETE FROM customer_base WHERE pkcustomerid=?", [(i,) for i in ids])
+        db.executemany(_HISTORY_INSERT, [(now, r["pkcustomerid"], "(deleted)", r["fields"].get("customeremail"),
+                                          None, "remote", run_id) for r in records])
+    return records

@@ -1,0 +1,235 @@
+"""The pull: walk every page, keep what changed, and remove what Solar Proof deleted, safely.
+
+Pages are parsed and written while later pages are in flight (the walk prefetches on its own
+threads). A listed record whose JSON text is byte-identical to last time is skipped before it is
+even normalised, so an unchanged account costs the fetch and nothing more: zero row writes.
+Deletes are planned only from a complete walk (see planner.plan_deletes).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import structlog
+
+from mirror.changes import CREATE, REFRESH, UPDATE, Pulled, RemoteChange
+from mirror.customer import Customer
+from mirror.errors import ApiError, IncompleteWalkError, MirrorError, WireError
+from mirror.fingerprint import content_hash, raw_hash
+from mirror.store import Store, to_json
+from mirror.store.remote_writes import apply_remote_changes, delete_customers, mark_missing
+from mirror.store.runs import record_rejected
+from mirror.sync.planner import plan_deletes, plan_remote_change
+from mirror.walk import CustomerWalk, Page, PageSource
+from mirror.wire import parse_customer
+
+log = structlog.get_logger()
+
+ENRICHED_FIELDS = (
+    "customerabn",
+    "customer_site_address",
+    "best_contact_mornings",
+    "best_contact_middays",
+    "best_contact_afternoons",
+    "best_contact_evenings",
+)
+
+
+class RemoteCustomers(PageSource, Protocol):
+    """What the pull needs from the API (SolarProofClient provides it)."""
+
+    def fetch_customers_by_email(self, email: str) -> list[Customer]: ...
+
+    def fetch_customer_of_project(self, project_id: int) -> Customer | None: ...
+
+
+class MassDeleteRefused(MirrorError):
+    """More customers would be deleted in one run than the guard allows."""
+
+    def __init__(self, count: int, limit: int, mirror_size: int):
+        self.count, self.limit, self.mirror_size = count, limit, mirror_size
+        super().__init__(
+            f"refusing to delete {count} of {mirror_size} customers in one run (the guard allows {limit}); "
+            "if Solar Proof really lost them, run again with --allow-mass-delete"
+        )
+
+
+@dataclass
+class PullOptions:
+    max_in_flight: int = 8
+    max_pages: int = 100_000
+    mass_delete_share: float = 0.10
+    allow_mass_delete: bool = False
+    enrich: bool = False
+    batch_records: int = 2000  # pending changed records that trigger a write (whole pages only)
+
+
+@dataclass
+class PullReport:
+    run_id: str
+    complete: bool = False
+    pages: int = 0
+    listed: int = 0
+    created: int = 0
+    updated: int = 0
+    refreshed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    delete_candidates: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    seconds: float = 0.0
+    deleted_ids: list[int] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "pages": self.pages, "listed": self.listed, "created": self.created, "updated": self.updated,
+            "unchanged": self.unchanged + self.refreshed, "deleted": self.deleted,
+            "delete_candidates": self.delete_candidates, "rejected": self.rejected,
+        }
+
+
+def run_pull(
+    store: Store,
+    remote: RemoteCustomers,
+    options: PullOptions,
+    *,
+    run_id: str,
+    now: Callable[[], str],
+    on_page: Callable[[Page, PullReport], None] | None = None,
+) -> PullReport:
+    """Pull every customer into `store`. Raises if the walk is incomplete (nothing deleted then)."""
+    started = time.perf_counter()
+    report = PullReport(run_id)
+    base = store.base_entries()
+    # The first import of an account records no per-customer history or log lines: one summary.
+    initial_import = not base
+    walk = CustomerWalk(remote, max_in_flight=options.max_in_flight, max_pages=options.max_pages)
+    pending: list[Pulled] = []
+    for page in walk:
+        report.pages += 1
+        report.listed += len(page.records)
+        report.duplicates += page.duplicates
+        if page.rejected:
+            _reject(store, page, run_id, now(), [(item.text, str(error)) for item, error in page.rejected], report)
+        for record in page.records:
+            text_hash = raw_hash(record.text)
+            entry = base.get(record.remote_id)
+            if entry is not None and entry.raw_hash == text_hash:
+                report.unchanged += 1
+                continue
+            try:
+                customer = parse_customer(record.value)
+            except WireError as exc:
+                _reject(store, page, run_id, now(), [(record.text, str(exc))], report)
+                continue
+            pending.append(Pulled(customer, record.text, text_hash, ""))
+        if len(pending) >= options.batch_records or page.is_last:
+            _flush(store, remote, options, pending, base, report, run_id, now(), initial_import)
+            pending = []
+        if on_page is not None:
+            on_page(page, report)
+    report.complete = walk.complete
+    if not walk.complete:  # the walk raises first; this keeps the rule in plain sight
+        raise IncompleteWalkError("getallcustomers", "the listing ended early; no deletes applied")
+    _apply_deletes(store, remote, options, base, walk.remote_ids, report, run_id, now)
+    report.seconds = time.perf_counter() - started
+    if initial_import:
+        log.info("initial_import_finished", customers=report.created, run_id=run_id)
+    return report
+
+
+def _reject(store: Store, page: Page, run_id: str, when: str, items: list[tuple[str, str]], report: PullReport) -> None:
+    report.rejected += len(items)
+    record_rejected(store, run_id, when, page.number, items)
+    for _text, reason in items:
+        log.warning("record_rejected", page=page.number, reason=reason)
+
+
+def _flush(store, remote, options, pending: list[Pulled], base, report, run_id, when, initial_import) -> None:
+    if not pending:
+        return
+    payloads: dict[int, str] = {}
+    if options.enrich:
+        pending = _enrich(remote, options, pending, payloads)
+    pending = [Pulled(p.customer, p.raw_text, p.raw_hash, content_hash(p.customer)) for p in pending]
+    need_fields = [p.customer.remote_id for p in pending
+                   if (e := base.get(p.customer.remote_id)) is not None and e.content_hash != p.content_hash]
+    base_fields = store.base_fields(need_fields) if need_fields else {}
+    changes: list[RemoteChange] = []
+    for pulled in pending:
+        entry = base.get(pulled.customer.remote_id)
+        changes.append(plan_remote_change(pulled, entry.content_hash if entry else None,
+                                          base_fields.get(pulled.customer.remote_id, {} if entry else None)))
+    apply_remote_changes(store, changes, run_id=run_id, now=when, record_history=not initial_import,
+                         project_payloads=payloads)
+    for change in changes:
+        if change.kind == CREATE:
+            report.created += 1
+            if not initial_import:
+                log.info("customer_created", remote_id=change.remote_id)
+        elif change.kind == UPDATE:
+            report.updated += 1
+            log.info("customer_updated", remote_id=change.remote_id, fields=sorted(change.changed))
+        elif change.kind == REFRESH:
+            report.refreshed += 1
+
+
+def _enrich(remote: RemoteCustomers, options: PullOptions, pending: list[Pulled], payloads: dict[int, str]) -> list[Pulled]:
+    """Fill ABN, site address and contact times from getcustomerofproject (one call each)."""
+
+    def enrich_one(pulled: Pulled) -> Pulled:
+        customer = pulled.customer
+        if not customer.projects:
+            return pulled
+        project_id = min(p.project_id for p in customer.projects)
+        try:
+            extra = remote.fetch_customer_of_project(project_id)
+        except ApiError as exc:
+            log.warning("enrichment_failed", remote_id=customer.remote_id, project_id=project_id, error=str(exc))
+            return pulled
+        if extra is None or extra.remote_id != customer.remote_id:
+            return pulled
+        fields = dict(customer.fields)
+        for name in ENRICHED_FIELDS:
+            if extra.fields.get(name) is not None:
+                fields[name] = extra.fields[name]
+        payloads[customer.remote_id] = to_json(extra.raw)
+        enriched = Customer(customer.remote_id, fields, customer.carried | frozenset(ENRICHED_FIELDS),
+                            customer.shape, customer.raw, customer.notes, customer.projects, customer.owner,
+                            customer.problems + extra.problems)
+        return Pulled(enriched, pulled.raw_text, pulled.raw_hash, "")
+
+    with ThreadPoolExecutor(max_workers=options.max_in_flight, thread_name_prefix="spmirror-enrich") as pool:
+        return list(pool.map(enrich_one, pending))
+
+
+def _apply_deletes(store, remote, options, base, listed, report: PullReport, run_id, now) -> None:
+    missing_since = {remote_id: entry.missing_since_run for remote_id, entry in base.items()}
+    plan = plan_deletes(missing_since, listed, store.count_customers(), options.mass_delete_share,
+                        options.allow_mass_delete)
+    mark_missing(store, plan.reappeared, None)
+    mark_missing(store, plan.new_candidates, run_id)
+    report.delete_candidates = len(plan.new_candidates)
+    if len(plan.new_candidates) > plan.limit:
+        log.warning("mass_delete_suspected", missing=len(plan.new_candidates), limit=plan.limit)
+    if plan.refused:
+        raise MassDeleteRefused(len(plan.confirmed), plan.limit, store.count_customers())
+    if not plan.confirmed:
+        return
+    # A second check before a permanent local removal: does the API still know the customer?
+    emails = store.base_fields(plan.confirmed)
+    found_again = set()
+    for remote_id in sorted(plan.confirmed):
+        email = emails.get(remote_id, {}).get("customeremail")
+        if email and any(c.remote_id == remote_id for c in remote.fetch_customers_by_email(email)):
+            found_again.add(remote_id)
+    mark_missing(store, found_again, None)
+    doomed = sorted(plan.confirmed - found_again)
+    for record in delete_customers(store, doomed, run_id=run_id, now=now()):
+        log.info("customer_deleted", remote_id=record["pkcustomerid"], email=record["fields"].get("customeremail"))
+    report.deleted = len(doomed)
+    report.deleted_ids = doomed
