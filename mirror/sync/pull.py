@@ -107,6 +107,10 @@ def run_pull(
     base = store.base_entries()
     # The first import of an account records no per-customer history or log lines: one summary.
     initial_import = not base
+    if store.search_index_deferred:
+        store.rebuild_search_index()  # an earlier import stopped before it rebuilt the index
+    if initial_import:
+        store.defer_search_index()
     walk = CustomerWalk(remote, max_in_flight=options.max_in_flight, max_pages=options.max_pages)
     pending: list[Pulled] = []
     for page in walk:
@@ -133,6 +137,8 @@ def run_pull(
         if on_page is not None:
             on_page(page, report)
     report.complete = walk.complete
+    if initial_import:
+        store.rebuild_search_index()
     if not walk.complete:  # the walk raises first; this keeps the rule in plain sight
         raise IncompleteWalkError("getallcustomers", "the listing ended early; no deletes applied")
     _apply_deletes(store, remote, options, base, walk.remote_ids, report, run_id, now)
