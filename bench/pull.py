@@ -136,6 +136,9 @@ def main() -> None:
     if args.phase:
         phase_main(args.phase, args.url, args.key, args.db)
         return
+    from mirror.logs import configure_logging
+
+    configure_logging(level="error", json=True, stream=open(os.devnull, "w"))
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
               "sizes": [bench_size(n) for n in args.sizes]}
     if args.latency_pages:

@@ -23,10 +23,16 @@ class Pulled:
 
 @dataclass(frozen=True, slots=True)
 class RemoteChange:
-    """An action for the executor. `changed` maps field -> (old, new) for updates."""
+    """An action for the executor.
+
+    `fields` is what the mirror should hold: the pulled values of the fields the shape carries,
+    the base's values of the others (the list shape has no ABN; a failed enrichment says
+    nothing). `changed` maps field -> (old, new) for updates.
+    """
 
     kind: str
     pulled: Pulled
+    fields: Mapping[str, Any]
     changed: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @property

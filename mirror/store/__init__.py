@@ -44,7 +44,6 @@ def _configure(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     # Transactions are ours to begin (BEGIN IMMEDIATE), not the driver's implicit ones.
     dbapi_connection.isolation_level = None
     for pragma in (
-        "PRAGMA journal_mode=WAL",
         f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
         "PRAGMA foreign_keys=ON",
         "PRAGMA synchronous=NORMAL",
@@ -72,9 +71,16 @@ class Store:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         try:
             store = cls(path)
-            store._prepare_schema()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
+        try:
+            store._prepare_schema()
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def close(self) -> None:
@@ -101,6 +107,8 @@ class Store:
         ).fetchone()[0]
         if version == 0 and has_tables:
             raise StoreError(f"{self.path} has a customers table but no spmirror schema version")
+        # Only once the file is known to be ours: WAL lets people read while the daemon writes.
+        self.db.execute("PRAGMA journal_mode=WAL")
         if version == 0:
             SQLModel.metadata.create_all(self.engine)
             with self.transaction() as db:

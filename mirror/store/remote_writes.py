@@ -66,8 +66,7 @@ def apply_remote_changes(
     content_changed = [c for c in changes if c.kind in (CREATE, UPDATE)]
     with store.transaction() as db:
         # The base first: notes, projects and payloads reference it.
-        db.executemany(_BASE_UPSERT, [_base_row(c.pulled.customer, c.pulled.content_hash, c.pulled.raw_hash, now)
-                                      for c in changes])
+        db.executemany(_BASE_UPSERT, [_base_row(c, now) for c in changes])
         db.executemany(_RAW_UPSERT, [(c.remote_id, c.pulled.raw_text, project_payloads.get(c.remote_id), now)
                                      for c in changes])
         _write_customer_rows(db, rows_changed)
@@ -77,13 +76,15 @@ def apply_remote_changes(
             db.executemany(_HISTORY_INSERT, list(_history_rows(changes, run_id, now)))
 
 
-def _base_row(customer: Customer, content: str, raw: str, now: str) -> tuple:
-    owner_id = customer.owner.user_id if customer.owner else None
-    return (*customer.fields.values(), content, raw, owner_id, now, None)
+def _base_row(change: RemoteChange, now: str) -> tuple:
+    owner = change.pulled.customer.owner
+    owner_id = owner.user_id if owner else None
+    values = (change.fields[name] for name in FIELDS)
+    return (*values, change.pulled.content_hash, change.pulled.raw_hash, owner_id, now, None)
 
 
 def _write_customer_rows(db, changes: list[RemoteChange]) -> None:
-    creates = [tuple(c.pulled.customer.fields.values()) for c in changes if c.kind == CREATE]
+    creates = [tuple(c.fields[name] for name in FIELDS) for c in changes if c.kind == CREATE]
     if creates:
         db.executemany(_CUSTOMER_UPSERT, creates)
     # Updates touch only the fields that changed remotely; group rows by which fields those are.
@@ -92,7 +93,7 @@ def _write_customer_rows(db, changes: list[RemoteChange]) -> None:
         if change.kind != UPDATE:
             continue
         names = tuple(sorted(change.changed))
-        values = change.pulled.customer.fields
+        values = change.fields
         by_fields.setdefault(names, []).append((*(values[n] for n in names), change.remote_id))
     for names, rows in by_fields.items():
         assignments = ", ".join(f"{name}=?" for name in names)
@@ -121,7 +122,7 @@ def _replace_children(db, customers: list[Customer]) -> None:
 def _history_rows(changes: Iterable[RemoteChange], run_id: str, now: str):
     for change in changes:
         if change.kind == CREATE:
-            yield (now, change.remote_id, "(created)", None, change.pulled.customer.fields["customeremail"],
+            yield (now, change.remote_id, "(created)", None, change.fields["customeremail"],
                    "remote", run_id)
         elif change.kind == UPDATE:
             for name, (old, new) in change.changed.items():

@@ -6,6 +6,7 @@ Decision table for one listed customer against its base (the remote record as la
     base, same content hash               -> refresh: only the stored payload differs
     base, different content hash          -> update the fields that differ (maybe none, when
                                              only notes, projects or owner changed)
+    a field the shape does not carry      -> keeps the base's value (absence is not emptiness)
 
 and for customers with a base that a complete listing did not contain:
 
@@ -23,14 +24,19 @@ from typing import Any, Mapping
 from mirror.changes import CREATE, REFRESH, UPDATE, Pulled, RemoteChange
 
 def plan_remote_change(pulled: Pulled, base_content_hash: str | None, base_fields: Mapping[str, Any] | None) -> RemoteChange:
-    """The change one pulled customer makes, given its base (None when never seen)."""
+    """The change one pulled customer makes, given its base (None when never seen).
+
+    Fields the pulled shape does not carry keep the base's value: absence is not emptiness.
+    """
+    customer = pulled.customer
     if base_content_hash is None or base_fields is None:
-        return RemoteChange(CREATE, pulled)
+        return RemoteChange(CREATE, pulled, customer.fields)
+    carried = customer.carried
+    fields = {name: value if name in carried else base_fields.get(name) for name, value in customer.fields.items()}
     if base_content_hash == pulled.content_hash:
-        return RemoteChange(REFRESH, pulled)
-    fields = pulled.customer.fields
+        return RemoteChange(REFRESH, pulled, fields)
     changed = {name: (base_fields.get(name), value) for name, value in fields.items() if base_fields.get(name) != value}
-    return RemoteChange(UPDATE, pulled, changed)
+    return RemoteChange(UPDATE, pulled, fields, changed)
 
 
 @dataclass(frozen=True, slots=True)

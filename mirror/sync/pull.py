@@ -162,9 +162,8 @@ def _flush(store, remote, options, pending: list[Pulled], base, report, run_id, 
     if options.enrich:
         pending = _enrich(remote, options, pending, payloads)
     pending = [Pulled(p.customer, p.raw_text, p.raw_hash, content_hash(p.customer)) for p in pending]
-    need_fields = [p.customer.remote_id for p in pending
-                   if (e := base.get(p.customer.remote_id)) is not None and e.content_hash != p.content_hash]
-    base_fields = store.base_fields(need_fields) if need_fields else {}
+    known = [p.customer.remote_id for p in pending if p.customer.remote_id in base]
+    base_fields = store.base_fields(known) if known else {}
     changes: list[RemoteChange] = []
     for pulled in pending:
         entry = base.get(pulled.customer.remote_id)
@@ -196,7 +195,9 @@ def _enrich(remote: RemoteCustomers, options: PullOptions, pending: list[Pulled]
             extra = remote.fetch_customer_of_project(project_id)
         except ApiError as exc:
             log.warning("enrichment_failed", remote_id=customer.remote_id, project_id=project_id, error=str(exc))
-            return pulled
+            # Say nothing about the enriched fields, so the values learned earlier are kept.
+            return Pulled(_with_carried(customer, customer.carried - frozenset(ENRICHED_FIELDS)),
+                          pulled.raw_text, pulled.raw_hash, "")
         if extra is None or extra.remote_id != customer.remote_id:
             return pulled
         fields = dict(customer.fields)
@@ -204,13 +205,18 @@ def _enrich(remote: RemoteCustomers, options: PullOptions, pending: list[Pulled]
             if extra.fields.get(name) is not None:
                 fields[name] = extra.fields[name]
         payloads[customer.remote_id] = to_json(extra.raw)
-        enriched = Customer(customer.remote_id, fields, customer.carried | frozenset(ENRICHED_FIELDS),
-                            customer.shape, customer.raw, customer.notes, customer.projects, customer.owner,
-                            customer.problems + extra.problems)
+        enriched = _with_carried(customer, customer.carried | frozenset(ENRICHED_FIELDS), fields,
+                                 customer.problems + extra.problems)
         return Pulled(enriched, pulled.raw_text, pulled.raw_hash, "")
 
     with ThreadPoolExecutor(max_workers=options.max_in_flight, thread_name_prefix="spmirror-enrich") as pool:
         return list(pool.map(enrich_one, pending))
+
+
+def _with_carried(customer: Customer, carried: frozenset[str], fields=None, problems=None) -> Customer:
+    return Customer(customer.remote_id, fields if fields is not None else customer.fields, carried, customer.shape,
+                    customer.raw, customer.notes, customer.projects, customer.owner,
+                    problems if problems is not None else customer.problems)
 
 
 def _apply_deletes(store, remote, options, base, listed, report: PullReport, run_id, now) -> None:

@@ -13,7 +13,7 @@ import structlog
 
 from mirror.customer import CUSTOMER_COLUMNS, LABEL_COLUMNS
 from mirror.errors import WireError
-from mirror.vocabulary import GST_IDS, lookup, word_key
+from mirror.vocabulary import GST_IDS, GST_LABELS, lookup, word_key
 
 log = structlog.get_logger()
 
@@ -76,8 +76,16 @@ class FieldReader:
             return None
         return number
 
-    def word(self, key: str, table: dict[str, int], valid: range, kind: str) -> tuple[int | None, str | None]:
-        """A word such as "Residential" as (integer, word as sent); unknown words keep the word."""
+    def word(
+        self, key: str, table: dict[str, int], labels: dict[int, str], kind: str
+    ) -> tuple[int | None, str | None]:
+        """A word such as "Residential" (or "0") as (integer, label).
+
+        The label is the docs' word for a known value, whatever spelling or number the API sent,
+        so a change of wire format is not a change of the customer; an unknown word is kept as
+        sent, with a NULL integer.
+        """
+        valid = range(min(labels), max(labels) + 1)
         value = self.record.get(key)
         if value is None or value == "":
             return None, None
@@ -85,8 +93,8 @@ class FieldReader:
             self.note(key, value, f"expected a {kind} word or number")
             return None, None
         if isinstance(value, int):
-            if value in valid:
-                return value, str(value)
+            if value in labels:
+                return value, labels[value]
             self.note(key, value, f"unknown {kind}")
             return None, str(value)
         number = _word_cache.get((kind, value), _MISSING)
@@ -97,14 +105,15 @@ class FieldReader:
             if (kind, value) not in _unknown_words_logged:
                 _unknown_words_logged.add((kind, value))
                 log.warning("unknown_word_seen", kind=kind, field=key, word=value)
-        return number, value
+            return None, value
+        return number, labels[number]
 
     def gst(self, key: str) -> int | None:
         value = self.record.get(key)
         if isinstance(value, bool):
             return int(value)
         if isinstance(value, str) and not word_key(value).isdigit():
-            return self.word(key, GST_IDS, range(2), "GST status")[0]
+            return self.word(key, GST_IDS, GST_LABELS, "GST status")[0]
         return self.number(key, range(2))
 
     def date(self, key: str) -> str | None:

@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from mirror.customer import BEST_CONTACT_COLUMNS, LABEL_COLUMNS, Customer
-from mirror.vocabulary import CONTACT_TIMES, STATUS_IDS, TYPE_IDS, contact_times_from_text
+from mirror.vocabulary import (
+    CONTACT_TIMES,
+    STATUS_IDS,
+    STATUS_LABELS,
+    TYPE_IDS,
+    TYPE_LABELS,
+    contact_times_from_text,
+)
 from mirror.wire.fields import ALL_FIELDS, FieldReader, empty_fields, remote_id_of
 from mirror.wire.read_shape import notes_of
 
@@ -112,14 +119,14 @@ def customer_from_webhook_a(record: Any) -> Customer:
     carried = {"pkcustomerid", "customeremail"}
     if "customer_type" in record:
         fields["fkcustomertypeid"], fields["customer_type_text"] = r.word(
-            "customer_type", TYPE_IDS, range(1, 4), "customer type"
+            "customer_type", TYPE_IDS, TYPE_LABELS, "customer type"
         )
         carried |= {"fkcustomertypeid", "customer_type_text"}
     # customer_status_change names the new status `new_status`; customer_created `customer_status`.
     status_key = "new_status" if "new_status" in record else "customer_status"
     if status_key in record:
         fields["fkcustomerstatusid"], fields["customer_status_text"] = r.word(
-            status_key, STATUS_IDS, range(0, 4), "customer status"
+            status_key, STATUS_IDS, STATUS_LABELS, "customer status"
         )
         carried |= {"fkcustomerstatusid", "customer_status_text"}
     # `customer_name` is a full name only: splitting it would invent a first-name/surname boundary.

@@ -12,7 +12,7 @@ from typing import Any
 
 from mirror.customer import BEST_CONTACT_COLUMNS, Customer, Note, Owner, Project
 from mirror.errors import WireError
-from mirror.vocabulary import STATUS_IDS, TYPE_IDS
+from mirror.vocabulary import STATUS_IDS, STATUS_LABELS, TYPE_IDS, TYPE_LABELS
 from mirror.wire.fields import ALL_FIELDS, FieldReader, address_line, empty_fields, remote_id_of, system_size_kw
 
 SITE_PARTS = ("streetnum", "street", "suburb", "state", "postcode", "country")
@@ -50,12 +50,12 @@ def customer_from_read(record: Any) -> Customer:
     r.texts(fields, _READ_TEXT)
     fields["customergstregistered"] = r.gst("gst_status")
     fields["fkcustomertypeid"], fields["customer_type_text"] = r.word(
-        "customer_type", TYPE_IDS, range(1, 4), "customer type"
+        "customer_type", TYPE_IDS, TYPE_LABELS, "customer type"
     )
     # The old docs' field list names the status `creation_status`; every example says `customer_status`.
     status_key = "customer_status" if "customer_status" in record else "creation_status"
     fields["fkcustomerstatusid"], fields["customer_status_text"] = r.word(
-        status_key, STATUS_IDS, range(0, 4), "customer status"
+        status_key, STATUS_IDS, STATUS_LABELS, "customer status"
     )
     fields["created_at"] = r.date("creation_date")
     projects = _projects(r, record.get("projects"))
