@@ -47,6 +47,9 @@ def _configure(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
         "PRAGMA foreign_keys=ON",
         "PRAGMA synchronous=NORMAL",
+        # 32 MiB of page cache: a first import of 100k customers into four indexes thrashes the
+        # default 2 MiB (measured: 18.9 s -> 16.9 s).
+        "PRAGMA cache_size=-32768",
     ):
         dbapi_connection.execute(pragma)
 
