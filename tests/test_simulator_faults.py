@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from mirror.simulator import FaultPlan, SimulatorServer
+from mirror.simulator.faults import Fault
 
 KEY = "fault-test-key"
 NEW = {"firstname": "Lost", "surname": "Create", "email": "lost.create@example.com",
@@ -214,3 +215,83 @@ def test_fault_plan_validates():
     with pytest.raises(ValueError):
         plan.script("teapot")
     assert plan.settings()["rate_429"] == 0.0
+
+
+def test_stalled_create_is_applied_before_any_response(sim):
+    """A stalled create is in the account and the write log while the client still waits."""
+    data = {**NEW, "email": "stalled.create@example.com"}
+    sim.faults.script("stall", action="createcustomer", stall_seconds=2)
+    started = time.perf_counter()
+    with httpx.Client(timeout=httpx.Timeout(5, read=0.3)) as impatient, pytest.raises(httpx.ReadTimeout):
+        create(sim, impatient, data)
+    customer_id = sim.account.find_by_email(data["email"])
+    assert customer_id is not None
+    entry = sim.account.write_log()[-1]
+    assert (entry["action"], entry["applied"], entry["fault"]) == ("createcustomer", True, "stall")
+    assert entry["response"] == {"Message": "Customer created successfully!", "id": str(customer_id)}
+    assert sim.faults.injected()[-1]["kind"] == "stall"
+    assert time.perf_counter() - started < 2  # all of this before the response was due
+
+
+def test_stall_serves_other_requests(sim):
+    """Other requests are answered at once while a stalled response is held back, then it is sent."""
+    data = {**NEW, "email": "stall.served@example.com"}
+    sim.faults.script("stall", action="createcustomer", stall_seconds=1)
+
+    async def main():
+        async with httpx.AsyncClient(timeout=5) as client:
+            started = time.perf_counter()
+            stalled = asyncio.create_task(client.post(
+                sim.url, params={"action": "createcustomer", "api_key": KEY},
+                json={"data": {"apikey": KEY, "action": "createcustomer", **data}}))
+            while not any(f["kind"] == "stall" for f in sim.faults.injected()):
+                await asyncio.sleep(0.01)
+            pages = []
+            for page in (1, 2, 3):
+                start = time.perf_counter()
+                response = await client.get(sim.url, params={"action": "getallcustomers",
+                                                             "api_key": KEY, "page": page})
+                pages.append((response.status_code, time.perf_counter() - start))
+            pending = not stalled.done()
+            response = await stalled
+            return pages, pending, response, time.perf_counter() - started
+
+    pages, pending, response, took = asyncio.run(main())
+    assert all(status == 200 and seconds < 0.5 for status, seconds in pages)
+    assert pending
+    assert response.status_code == 200 and took >= 1
+    assert response.json() == {"Message": "Customer created successfully!",
+                               "id": str(sim.account.find_by_email(data["email"]))}
+
+
+def test_admin_route_sets_stall_seconds(sim, client):
+    """POST /_admin/faults sets the plan's stall_seconds and a script entry's own."""
+    response = client.post(sim.base_url + "/_admin/faults", params={"api_key": KEY}, json={
+        "stall_seconds": 0.4, "script": [{"kind": "stall", "action": "getcustomer", "stall_seconds": 0.1},
+                                         {"kind": "stall", "action": "getallcustomers"}]})
+    assert response.status_code == 200
+    state = response.json()
+    assert state["stall_seconds"] == 0.4 == sim.faults.settings()["stall_seconds"]
+    assert [e["stall_seconds"] for e in state["script"]] == [0.1, None]
+    started = time.perf_counter()
+    assert list_page(sim, client).status_code == 200
+    assert time.perf_counter() - started >= 0.4  # the plan's value, as the entry has none
+    bad = client.post(sim.base_url + "/_admin/faults", params={"api_key": KEY}, json={"stall_seconds": -1})
+    assert bad.status_code == 400 and sim.faults.settings()["stall_seconds"] == 0.4
+
+
+def test_stall_settings_validate_and_reset():
+    """stall_seconds defaults to 30, rejects negatives and other kinds, and rate_stall picks it up."""
+    plan = FaultPlan(seed=1)
+    assert plan.settings()["stall_seconds"] == 30
+    for bad in (-1, "soon", float("inf")):
+        with pytest.raises(ValueError):
+            plan.configure(stall_seconds=bad)
+    with pytest.raises(ValueError):
+        plan.script("429", stall_seconds=1)
+    plan.configure(stall_seconds=0.5, rate_stall=1.0)
+    assert plan.decide("getallcustomers") == Fault("stall", 200, stall_seconds=0.5)
+    plan.script("stall", stall_seconds=2)
+    assert plan.decide("createcustomer").stall_seconds == 2
+    plan.reset()
+    assert (plan.settings()["stall_seconds"], plan.settings()["rate_stall"]) == (30, 0.0)

@@ -8,8 +8,9 @@ latency never apply here. Errors are `{"error": "..."}` with 400, 401, 404 or 40
     GET    /_admin/calls                      Account.call_counts()
     GET    /_admin/faults                     FaultPlan.settings() + {"injected": [...]}
     POST   /_admin/faults                     {"reset"?: true, "seed"?, "latency_ms"?, "retry_after"?,
-                                               "rate_*"?, "script"?: [{"kind", "count"?, "action"?,
-                                               "retry_after"?}]} -> settings
+                                               "stall_seconds"?, "rate_*"?, "script"?: [{"kind",
+                                               "count"?, "action"?, "retry_after"?,
+                                               "stall_seconds"?}]} -> settings
     GET    /_admin/quirks                     Quirks.as_dict()
     POST   /_admin/quirks                     {"reset"?: true, "old_docs"?: true, <quirk>: value} -> quirks
     POST   /_admin/order                      {"order": "id" | "newest"}

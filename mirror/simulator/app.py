@@ -7,8 +7,11 @@ path such as the old update page's `https://solarproof.com.au?...` (no `/apidata
 For each API request, in this order: count it by action, ask the fault plan (once, at arrival,
 so the fault sequence follows arrival order), sleep the configured latency (asyncio, so requests
 overlap), then either inject the fault or answer. Writes are logged with what the client was
-sent. The deliberate connection drops raise `DeliberateDrop` after a partial body so uvicorn
-closes the socket; `quiet_deliberate_drops()` keeps those out of uvicorn's error log.
+sent (under `lost_create` and `stall`: what it would be sent, logged before anything is sent).
+A `stall` answers and logs, then waits `fault.stall_seconds` (an asyncio wait that also ends
+when the client disconnects, so a killed client leaves no task behind) before sending. The
+deliberate connection drops raise `DeliberateDrop` after a partial body so uvicorn closes the
+socket; `quiet_deliberate_drops()` keeps those out of uvicorn's error log.
 """
 
 from __future__ import annotations
@@ -79,27 +82,27 @@ class App:
         path = scope["path"]
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         if path == "/apidata.php":
-            await self._api(scope["method"], query, body, send)
+            await self._api(scope["method"], query, body, receive, send)
         elif path.startswith("/_admin/"):
             status, payload = admin.route(self, scope["method"], path[len("/_admin/"):], query, body)
             await _send(send, status, json.dumps(payload).encode(), JSON)
         else:
             await _send(send, 404, nginx_page(404), HTML)
 
-    async def _api(self, method: str, query: dict, body: bytes, send) -> None:
+    async def _api(self, method: str, query: dict, body: bytes, receive, send) -> None:
         request = actions.Request(method, query, body)
         action = request.action()
         self.account.journal.count(action)
         fault = self.faults.decide(action)
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
-        if fault is None or fault.kind == "lost_create":
+        if fault is None or fault.kind in ("lost_create", "stall"):
             reply = actions.handle(request, self.account, self.api_key)
             self._log(action, request, reply.status, reply.body, reply.applied, fault)
-            if fault is None:
-                await _send(send, reply.status, reply.body, reply.content_type.encode())
-            else:
+            if fault is not None and fault.kind == "lost_create":
                 await _drop(send, reply.body)
+            elif fault is None or await _stall(fault.stall_seconds, receive):
+                await _send(send, reply.status, reply.body, reply.content_type.encode())
             return
         await self._inject(fault, action, request, send)
 
@@ -150,6 +153,21 @@ async def _read_body(receive) -> bytes:
         message = await receive()
         chunks.append(message.get("body", b""))
     return b"".join(chunks)
+
+
+async def _stall(seconds: float, receive) -> bool:
+    """Hold the response back `seconds` (asyncio, so other requests run meanwhile); True if the
+    client is still connected at the end, False as soon as it disconnects."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass  # the body was read already; anything else before the disconnect is noise
+
+    try:
+        await asyncio.wait_for(disconnected(), timeout=seconds)
+    except asyncio.TimeoutError:
+        return True
+    return False
 
 
 async def _send(send, status: int, body: bytes, content_type: bytes, headers=()) -> None:

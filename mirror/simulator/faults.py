@@ -16,6 +16,11 @@ Kinds (the app, not this module, carries them out):
 * `html`: HTTP 200 with a PHP fatal-error HTML page; not applied.
 * `lost_create`: only for `createcustomer`: the create IS applied, then the response is dropped
   as under `drop`. A scripted `lost_create` waits for a create, whatever its `action` filter.
+* `stall`: the request IS applied (a write is made and logged with the response it will get),
+  then the response is held back for `stall_seconds` (the plan's setting, default 30, or the
+  script entry's own) with an asyncio wait, so other requests are served meanwhile, and then
+  sent normally. If the client disconnects during the wait, the wait ends and nothing is sent.
+  For crash tests: kill the client while it waits, and the server has a write it never saw.
 
 `latency_ms` is added to every API request (also faulted ones) with `asyncio.sleep`, so
 concurrent requests overlap as they would over a real network.
@@ -27,25 +32,29 @@ import random
 import threading
 from dataclasses import dataclass
 
-KINDS = ("429", "5xx", "500", "502", "503", "drop", "truncate", "html", "lost_create")
-RATE_FIELDS = ("rate_429", "rate_5xx", "rate_drop", "rate_truncate", "rate_html", "rate_lost_create")
+KINDS = ("429", "5xx", "500", "502", "503", "drop", "truncate", "html", "lost_create", "stall")
+RATE_FIELDS = ("rate_429", "rate_5xx", "rate_drop", "rate_truncate", "rate_html", "rate_lost_create",
+               "rate_stall")
+STALL_SECONDS = 30.0  # the default hold-back of a `stall` fault
 OMIT = "omit"  # script(..., retry_after=OMIT): send the 429 without a Retry-After header
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault to inject: its kind, the HTTP status to send, and Retry-After (429 only)."""
+    """One fault to inject: its kind, the HTTP status to send, Retry-After (429 only) and how
+    long to hold the response back (stall only)."""
 
     kind: str
     status: int = 200
     retry_after: int | None = None
+    stall_seconds: float | None = None
 
 
 class FaultPlan:
     """Fault rates, latency and a script of queued faults, safe to change from any thread."""
 
     def __init__(self, seed: int = 0, *, latency_ms: float = 0.0, retry_after: int | None = 1,
-                 **rates: float) -> None:
+                 stall_seconds: float = STALL_SECONDS, **rates: float) -> None:
         self._lock = threading.Lock()
         self._script: list[dict] = []
         self._log: list[dict] = []
@@ -53,18 +62,20 @@ class FaultPlan:
         self.seed = seed
         self.latency_ms = 0.0
         self.retry_after: int | None = 1
+        self.stall_seconds = STALL_SECONDS
         for name in RATE_FIELDS:
             setattr(self, name, 0.0)
         self._rng = random.Random(seed)
-        self.configure(latency_ms=latency_ms, retry_after=retry_after, **rates)
+        self.configure(latency_ms=latency_ms, retry_after=retry_after, stall_seconds=stall_seconds,
+                       **rates)
 
     def configure(self, **settings) -> dict:
-        """Set any of `seed`, `latency_ms`, `retry_after` and the `rate_*` fields.
+        """Set any of `seed`, `latency_ms`, `retry_after`, `stall_seconds` and the `rate_*` fields.
 
         Setting `seed` restarts the random sequence. Raises ValueError on an unknown name or an
         out-of-range value (rates must lie in 0..1). Returns the resulting settings.
         """
-        allowed = {"seed", "latency_ms", "retry_after", *RATE_FIELDS}
+        allowed = {"seed", "latency_ms", "retry_after", "stall_seconds", *RATE_FIELDS}
         unknown = set(settings) - allowed
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
@@ -73,6 +84,8 @@ class FaultPlan:
                 raise ValueError(f"{name} must be between 0 and 1")
         if float(settings.get("latency_ms", 0)) < 0:
             raise ValueError("latency_ms must not be negative")
+        if "stall_seconds" in settings:
+            _check_stall(settings["stall_seconds"])
         retry_after = settings.get("retry_after", self.retry_after)
         if retry_after is not None and (not isinstance(retry_after, int) or retry_after < 0):
             raise ValueError("retry_after must be a non-negative integer or null (omit header)")
@@ -84,25 +97,28 @@ class FaultPlan:
         return self.settings()
 
     def settings(self) -> dict:
-        """The current rates, latency, seed, Retry-After and queued script, as plain data."""
+        """The current rates, latency, seed, Retry-After, stall time and queued script, as plain data."""
         with self._lock:
-            out = {name: getattr(self, name) for name in ("seed", "latency_ms", "retry_after", *RATE_FIELDS)}
+            out = {name: getattr(self, name)
+                   for name in ("seed", "latency_ms", "retry_after", "stall_seconds", *RATE_FIELDS)}
             out["script"] = [dict(entry) for entry in self._script]
             return out
 
     def reset(self) -> None:
-        """All rates and latency to zero, the script emptied, the random sequence restarted."""
+        """All rates and latency to zero, stall_seconds to 30, the script emptied, the random
+        sequence restarted."""
         with self._lock:
             self._script.clear()
-        self.configure(latency_ms=0.0, retry_after=1, seed=self.seed,
+        self.configure(latency_ms=0.0, retry_after=1, stall_seconds=STALL_SECONDS, seed=self.seed,
                        **{name: 0.0 for name in RATE_FIELDS})
 
     def script(self, kind: str, count: int = 1, action: str | None = None,
-               retry_after: int | str | None = None) -> None:
+               retry_after: int | str | None = None, stall_seconds: float | None = None) -> None:
         """Give the next `count` requests for `action` (any action when None) fault `kind`.
 
         Scripted faults take precedence over rates. `retry_after` (429 only): None uses the
-        plan's value, an integer overrides it, `OMIT` ("omit") sends no header.
+        plan's value, an integer overrides it, `OMIT` ("omit") sends no header. `stall_seconds`
+        (stall only): None uses the plan's value when the fault is injected, a number overrides it.
         """
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
@@ -111,11 +127,16 @@ class FaultPlan:
         if retry_after is not None and retry_after != OMIT and (
                 not isinstance(retry_after, int) or retry_after < 0):
             raise ValueError("retry_after must be a non-negative integer, None or 'omit'")
+        if stall_seconds is not None:
+            if kind != "stall":
+                raise ValueError("stall_seconds applies to the stall kind only")
+            _check_stall(stall_seconds)
+            stall_seconds = float(stall_seconds)
         if kind == "lost_create":
             action = "createcustomer"
         with self._lock:
             self._script.append({"kind": kind, "count": count, "action": action,
-                                 "retry_after": retry_after})
+                                 "retry_after": retry_after, "stall_seconds": stall_seconds})
 
     def clear_script(self) -> None:
         with self._lock:
@@ -149,7 +170,9 @@ class FaultPlan:
                     retry_after = self.retry_after
                 elif retry_after == OMIT:
                     retry_after = None
-                return self._make(entry["kind"], retry_after)
+                stall = entry["stall_seconds"]
+                return self._make(entry["kind"], retry_after,
+                                  self.stall_seconds if stall is None else stall)
         return None
 
     def _from_rates(self, action: str) -> Fault | None:
@@ -159,7 +182,7 @@ class FaultPlan:
         edge = 0.0
         for name, kind in (("rate_429", "429"), ("rate_5xx", "5xx"), ("rate_drop", "drop"),
                            ("rate_truncate", "truncate"), ("rate_html", "html"),
-                           ("rate_lost_create", "lost_create")):
+                           ("rate_lost_create", "lost_create"), ("rate_stall", "stall")):
             rate = getattr(self, name)
             if kind == "lost_create" and action != "createcustomer":
                 continue
@@ -168,15 +191,22 @@ class FaultPlan:
                 if kind == "5xx":
                     # Which 5xx is a function of the same draw, so one number per request.
                     kind = ("500", "502", "503")[int((edge - draw) / rate * 3) % 3]
-                return self._make(kind, self.retry_after)
+                return self._make(kind, self.retry_after, self.stall_seconds)
         return None
 
     @staticmethod
-    def _make(kind: str, retry_after: int | None) -> Fault:
+    def _make(kind: str, retry_after: int | None, stall_seconds: float) -> Fault:
         if kind == "429":
             return Fault("429", 429, retry_after)
         if kind == "5xx":
             kind = "500"
         if kind in ("500", "502", "503"):
             return Fault(kind, int(kind))
+        if kind == "stall":
+            return Fault("stall", 200, stall_seconds=stall_seconds)
         return Fault(kind, 200)
+
+
+def _check_stall(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ValueError("stall_seconds must be a non-negative number of seconds")
