@@ -193,6 +193,9 @@ class SyncRun(SQLModel, table=True):
     deleted: int = 0
     delete_candidates: int = 0
     rejected: int = 0
+    pushed: int = 0  # updates, creates and deletes sent to Solar Proof
+    push_errors: int = 0  # rows flagged 'error' this run
+    conflicts: int = 0
     error: Optional[str] = None
 
 
@@ -222,3 +225,37 @@ class CustomerType(SQLModel, table=True):
     id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     label: str
     write_word: str
+
+
+class CustomerConflict(SQLModel, table=True):
+    """One field changed on both sides to different values, waiting for a decision.
+
+    The customers row keeps the local value and sync_state 'conflict'; the remote value is here
+    (and in customer_base). `spmirror resolve ID --take local|remote`, or an SQL update that sets
+    the field to the remote value or the row's sync_state to 'pending', settles it.
+    """
+
+    __tablename__ = "customer_conflicts"
+    __table_args__ = (Index("ix_customer_conflicts_customer", "pkcustomerid", "field", unique=True),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    pkcustomerid: int
+    field: str
+    base_value: Optional[str] = None
+    local_value: Optional[str] = None
+    remote_value: Optional[str] = None
+    seen_at: str
+
+
+class CreateIntent(SQLModel, table=True):
+    """A create about to be sent, recorded (and committed) before the POST.
+
+    If the process dies after the POST and before the new id is stored, or the response is lost,
+    the next run finds this row and adopts the customer by email instead of creating it again.
+    """
+
+    __tablename__ = "create_intents"
+
+    local_id: int = Field(primary_key=True)  # customers.id
+    email: str
+    sent_at: str

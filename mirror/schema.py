@@ -10,6 +10,7 @@ N+1 (ALTER TABLE ... ADD COLUMN, new tables, new triggers); never edit an earlie
 
 from __future__ import annotations
 
+from mirror.customer import CUSTOMER_COLUMNS, LABEL_COLUMNS
 from mirror.vocabulary import STATUS_LABELS, TYPE_LABELS, TYPE_WRITE_WORDS
 
 SCHEMA_VERSION = 1
@@ -24,6 +25,7 @@ _SEARCHED = (
     "customer_site_address",
 )
 _cols = ", ".join(_SEARCHED)
+_user_cols = ", ".join(CUSTOMER_COLUMNS + LABEL_COLUMNS)
 _new = ", ".join(f"new.{c}" for c in _SEARCHED)
 _old = ", ".join(f"old.{c}" for c in _SEARCHED)
 
@@ -32,11 +34,21 @@ EXTRAS: tuple[str, ...] = (
     # WHEN: a table works for every SQLite client, where an application-defined function would not.
     # fts_deferred=1 while a bulk import writes, which then rebuilds the index once (14x faster
     # than keeping it current row by row).
+    # daemon_writing=1 only inside the daemon's own write transactions (it is back to 0 before
+    # every COMMIT), so the triggers below can tell its writes from a person's.
     """CREATE TABLE IF NOT EXISTS sync_control (
         id INTEGER PRIMARY KEY CHECK (id = 1),
-        fts_deferred INTEGER NOT NULL DEFAULT 0
+        fts_deferred INTEGER NOT NULL DEFAULT 0,
+        daemon_writing INTEGER NOT NULL DEFAULT 0
     )""",
-    "INSERT OR IGNORE INTO sync_control (id, fts_deferred) VALUES (1, 0)",
+    "INSERT OR IGNORE INTO sync_control (id, fts_deferred, daemon_writing) VALUES (1, 0, 0)",
+    # A person's edit of a customer column marks the row for pushing (and clears an old error,
+    # so fixing a rejected row with SQL retries it). A row in conflict stays in conflict until
+    # its sync_state is changed or the conflicting field is set to the remote value.
+    f"""CREATE TRIGGER IF NOT EXISTS customers_mark_pending AFTER UPDATE OF {_user_cols} ON customers
+    WHEN (SELECT daemon_writing FROM sync_control) = 0 AND old.sync_state != 'conflict' BEGIN
+        UPDATE customers SET sync_state = 'pending', sync_error = NULL WHERE id = new.id;
+    END""",
     # Full-text search over names, emails, phones, company and address. External content keeps
     # one copy of the data; the triggers keep the index current whoever writes the row.
     f"""CREATE VIRTUAL TABLE IF NOT EXISTS customers_fts USING fts5(

@@ -522,7 +522,7 @@ def test_mass_delete_is_refused_then_allowed(server, db):
     assert any(e["event"] == "mass_delete_suspected" for e in events)
 
     code, report = sync_once(settings)
-    assert code == EXIT_REFUSED and report is None
+    assert code == EXIT_REFUSED and report.deleted == 0
     assert len(mirror_ids(db)) == CUSTOMERS and deleted_ids(db) == set()
     run = last_run(db)
     assert run["result"] == "refused" and run["deleted"] == 0
@@ -554,7 +554,7 @@ def test_unavailable_listing_exits_75_and_applies_no_deletes(server, db):
     clock = FakeClock()
     with make_client(server, clock) as client:
         code, report = sync_once(settings, client=client)
-    assert code == EXIT_UNAVAILABLE and report is None
+    assert code == EXIT_UNAVAILABLE and not report.complete and report.deleted == 0
     assert clock.sleeps  # it did retry, on the fake clock
     assert set(victims) <= mirror_ids(db) and deleted_ids(db) == set()
     run = last_run(db)
@@ -598,7 +598,7 @@ def test_wrong_api_key_exits_2(server, db):
     settings = load_settings(env={"SPMIRROR_API_URL": server.url, "SPMIRROR_API_KEY": "not-the-key",
                                   "SPMIRROR_DB": str(db)})
     code, report = sync_once(settings)
-    assert code == EXIT_USAGE and report is None
+    assert code == EXIT_USAGE and not report.complete
     run = last_run(db)
     assert run["result"] == "failed" and "SPMIRROR_API_KEY" in run["error"]
     assert scalar(db, "SELECT count(*) FROM customers") == 0
@@ -747,7 +747,7 @@ def test_full_text_search_finds_by_surname_and_follows_remote_edits(server, db):
 
 
 def test_plain_insert_from_sqlite_gets_pending_and_survives_a_sync(server, db):
-    """A bare INSERT naming two customer columns succeeds with sync_state 'pending', and a sync leaves it there."""
+    """A bare INSERT naming two customer columns succeeds as 'pending'; a sync keeps it, flagged for what it lacks."""
     settings = settings_for(server, db)
     sync_once(settings)
     execute(db, "INSERT INTO customers (customerfirstname, customersurname) VALUES ('Ada', 'Lovelace');")
@@ -758,5 +758,8 @@ def test_plain_insert_from_sqlite_gets_pending_and_survives_a_sync(server, db):
     assert fts_ids(db, "Lovelace") == {None}
     code, _report = sync_once(settings)
     assert code == EXIT_OK
-    assert query(db, "SELECT customerfirstname, sync_state FROM customers WHERE customersurname = 'Lovelace'") \
-        == [{"customerfirstname": "Ada", "sync_state": "pending"}]
+    (row,) = query(db, "SELECT customerfirstname, sync_state, sync_error FROM customers "
+                       "WHERE customersurname = 'Lovelace'")
+    assert row["customerfirstname"] == "Ada" and row["sync_state"] == "error"
+    for missing in ("customeremail", "customerphone1", "fkcustomertypeid"):
+        assert f"{missing} is required" in row["sync_error"]

@@ -1,4 +1,4 @@
-"""`spmirror sync`: one pull (and, later, push) now, then exit with a code that says how it went."""
+"""`spmirror sync`: push local edits, pull remote changes, then exit with a code that says how."""
 
 from __future__ import annotations
 
@@ -6,30 +6,37 @@ import argparse
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 
 import structlog
 
 from mirror.api import SolarProofClient
+from mirror.clock import utc_now_text
 from mirror.config import Settings
 from mirror.errors import ApiUnavailableError, AuthError, MirrorError, PermanentApiError
 from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE
-from mirror.clock import utc_now_text
 from mirror.progress import WalkProgress
 from mirror.store import Store
 from mirror.store.runs import finish_run, start_run
 from mirror.sync.pull import MassDeleteRefused, PullOptions, PullReport, run_pull
+from mirror.sync.push import LocalDeleteRefused, PushOptions, PushReport, run_push
 
 log = structlog.get_logger()
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
-        "sync", parents=[common], help="pull every customer into the mirror now, then exit",
-        description="Walk every customer page, write what changed into the SQLite mirror, and remove "
-        "customers Solar Proof deleted (confirmed over two complete walks). Exit codes: 0 done, "
-        "1 unexpected failure, 2 usage or config error, 4 refused by the mass-delete guard, "
-        "75 the API was unavailable.",
+        "sync", parents=[common], help="push local edits and pull every customer now, then exit",
+        description="Push edits made in the SQLite mirror (updates, inserted rows, and deletes when "
+        "[sync] push_deletes is on) to Solar Proof, then walk every customer page and write what "
+        "changed remotely. Exit codes: 0 done, 1 unexpected failure, 2 usage or config error, "
+        "4 refused by the mass-delete guard, 75 the API was unavailable.",
     )
+    sides = parser.add_mutually_exclusive_group()
+    sides.add_argument("--pull-only", action="store_true", help="only pull remote changes")
+    sides.add_argument("--push-only", action="store_true", help="only push local edits")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the planned API writes and local writes; perform none")
     parser.add_argument("--allow-mass-delete", action="store_true",
                         help="apply deletes even beyond [sync] mass_delete_share of the mirror")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on a terminal")
@@ -37,42 +44,97 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    progress = None if args.no_progress or not sys.stderr.isatty() else True
-    code, _report = sync_once(settings, allow_mass_delete=args.allow_mass_delete, show_progress=bool(progress))
+    show_progress = not args.no_progress and sys.stderr.isatty()
+    code, report = sync_once(settings, allow_mass_delete=args.allow_mass_delete, show_progress=show_progress,
+                             pull=not args.push_only, push=not args.pull_only, dry_run=args.dry_run)
+    if args.dry_run and report is not None:
+        print(render_plan(report))
     return code
 
 
-def pull_options(settings: Settings, allow_mass_delete: bool) -> PullOptions:
+@dataclass
+class SyncReport(PullReport):
+    """A pull's report, with the push that went before it."""
+
+    push: PushReport | None = None
+
+    def counts(self) -> dict[str, int]:
+        counts = super().counts()
+        if self.push is not None:
+            counts["pushed"] = self.push.updated + self.push.created + self.push.adopted + self.push.deleted
+            counts["push_errors"] = self.push.errors
+            counts["conflicts"] = self.push.conflicts + self.conflicts
+        else:
+            counts["conflicts"] = self.conflicts
+        return counts
+
+
+def render_plan(report: SyncReport) -> str:
+    lines = ["Dry run: nothing was written, in Solar Proof or in the mirror."]
+    if report.push is not None:
+        lines += [f"  would {line}" for line in report.push.planned] or ["  nothing to push"]
+    lines.append(f"  pull would create {report.created}, update {report.updated}, leave {report.unchanged} "
+                 f"unchanged, mark {report.delete_candidates} missing, delete {len(report.deleted_ids)}")
+    return "\n".join(lines)
+
+
+def pull_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = False) -> PullOptions:
     return PullOptions(
         max_in_flight=settings[("api", "max_in_flight")],
         max_pages=settings[("api", "max_pages")],
         mass_delete_share=settings[("sync", "mass_delete_share")],
         allow_mass_delete=allow_mass_delete,
         enrich=settings[("sync", "enrich")],
+        conflict_policy=settings[("sync", "conflict_policy")],
+        dry_run=dry_run,
+    )
+
+
+def push_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = False) -> PushOptions:
+    return PushOptions(
+        conflict_policy=settings[("sync", "conflict_policy")],
+        push_deletes=settings[("sync", "push_deletes")],
+        max_in_flight=settings[("api", "max_in_flight")],
+        mass_delete_share=settings[("sync", "mass_delete_share")],
+        allow_mass_delete=allow_mass_delete,
+        dry_run=dry_run,
     )
 
 
 def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progress: bool = False,
-              client: SolarProofClient | None = None) -> tuple[int, PullReport | None]:
-    """One sync run, recorded in sync_runs and logged as one `sync_finished` line."""
+              pull: bool = True, push: bool = True, dry_run: bool = False,
+              client: SolarProofClient | None = None) -> tuple[int, SyncReport | None]:
+    """One sync run (push, then pull), recorded in sync_runs and logged as one `sync_finished` line.
+
+    Pushing first sends local edits while their base is fresh; the pull that follows then sees
+    the pushed values come back as nothing new.
+    """
     run_id = uuid.uuid4().hex[:12]
     structlog.contextvars.bind_contextvars(run_id=run_id)
     started = time.perf_counter()
-    report: PullReport | None = None
+    report = SyncReport(run_id)
     result, error, code = "failed", None, EXIT_FAILURE
     own_client = client is None
     client = client or SolarProofClient.from_settings(settings)
     try:
         with Store.open(settings.database_path) as store:
-            start_run(store, run_id, utc_now_text())
+            if not dry_run:
+                start_run(store, run_id, utc_now_text())
             expected = store.count_customers()
             try:
-                report = run_pull(
-                    store, client, pull_options(settings, allow_mass_delete), run_id=run_id, now=utc_now_text,
-                    on_page=WalkProgress(expected) if show_progress else None,
-                )
+                if push:
+                    report.push = run_push(store, client, push_options(settings, allow_mass_delete, dry_run),
+                                           run_id=run_id, now=utc_now_text)
+                if pull:
+                    pulled = run_pull(
+                        store, client, pull_options(settings, allow_mass_delete, dry_run), run_id=run_id,
+                        now=utc_now_text, on_page=WalkProgress(expected) if show_progress else None,
+                    )
+                    for name in PullReport.__dataclass_fields__:
+                        if name != "run_id":
+                            setattr(report, name, getattr(pulled, name))
                 result, code = "ok", EXIT_OK
-            except MassDeleteRefused as exc:
+            except (MassDeleteRefused, LocalDeleteRefused) as exc:
                 result, error, code = "refused", str(exc), EXIT_REFUSED
             except AuthError as exc:
                 result, error, code = "failed", f"{exc} (check [api] key / SPMIRROR_API_KEY)", EXIT_USAGE
@@ -81,18 +143,18 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
             except PermanentApiError as exc:
                 result, error = "failed", str(exc)
             finally:
-                counts = report.counts() if report else {}
-                finish_run(store, run_id, utc_now_text(), result, counts, error)
+                if not dry_run:
+                    finish_run(store, run_id, utc_now_text(), result, report.counts(), error)
     except MirrorError as exc:
         error = str(exc)
     finally:
         if own_client:
             client.close()
         structlog.contextvars.unbind_contextvars("run_id")
-    fields = report.counts() if report else {}
     event = log.info if code == EXIT_OK else log.error
-    event("sync_finished", run_id=run_id, result=result, exit_code=code, seconds=round(time.perf_counter() - started, 3),
-          error=error, api_calls=sum(client.stats.calls.values()), **fields)
+    event("sync_finished", run_id=run_id, result=result, exit_code=code, dry_run=dry_run,
+          seconds=round(time.perf_counter() - started, 3), error=error,
+          api_calls=sum(client.stats.calls.values()), **report.counts())
     if error:
         print(f"Error: {error}", file=sys.stderr)
         hint = {EXIT_REFUSED: "spmirror sync --allow-mass-delete, if the deletes are real",

@@ -63,6 +63,7 @@ class Store:
         event.listen(self.engine, "connect", _configure)
         self._proxy = self.engine.raw_connection()
         self.db: sqlite3.Connection = self._proxy.driver_connection
+        self._schema_ready = False
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
@@ -118,12 +119,13 @@ class Store:
                 for statement in EXTRAS:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            return
-        for step in range(version, SCHEMA_VERSION):
+        # A file made just now is current; an older one climbs one step at a time.
+        for step in range(SCHEMA_VERSION if version == 0 else version, SCHEMA_VERSION):
             with self.transaction() as db:
                 for statement in MIGRATIONS[step - 1]:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={step + 1}")
+        self._schema_ready = True
 
     @property
     def schema_version(self) -> int:
@@ -149,8 +151,13 @@ class Store:
     # -- transactions --------------------------------------------------------------------
 
     def transaction(self) -> _Transaction:
-        """`with store.transaction() as db:` runs a write transaction (BEGIN IMMEDIATE)."""
-        return _Transaction(self.db)
+        """`with store.transaction() as db:` runs one of the daemon's write transactions.
+
+        BEGIN IMMEDIATE takes SQLite's write lock up front, so nobody else writes between what
+        the transaction reads and what it writes. Inside it, sync_control.daemon_writing is 1,
+        which tells the triggers these writes are not a person's edits.
+        """
+        return _Transaction(self.db, mark_daemon=self._schema_ready)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -203,15 +210,21 @@ class Store:
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sqlite3.Connection, mark_daemon: bool):
         self.db = db
+        self.mark_daemon = mark_daemon
 
     def __enter__(self) -> sqlite3.Connection:
         self.db.execute("BEGIN IMMEDIATE")
+        if self.mark_daemon:
+            self.db.execute("UPDATE sync_control SET daemon_writing = 1")
         return self.db
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
+            if self.mark_daemon:
+                # Back to 0 before COMMIT: no other connection ever sees the flag set.
+                self.db.execute("UPDATE sync_control SET daemon_writing = 0")
             self.db.execute("COMMIT")
         else:
             self.db.execute("ROLLBACK")

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from mirror.customer import Customer
 from mirror.store import FIELDS, Store, to_json
+from mirror.merge import merge_fields
 from mirror.changes import CREATE, UPDATE, RemoteChange
 
 _FIELD_LIST = ", ".join(FIELDS)
@@ -56,9 +57,14 @@ def _history_value(value: Any) -> str | None:
 
 def apply_remote_changes(
     store: Store, changes: list[RemoteChange], *, run_id: str, now: str, record_history: bool = True,
-    project_payloads: dict[int, str] | None = None,
-) -> None:
-    """Apply one batch of planned remote changes in a single transaction."""
+    project_payloads: dict[int, str] | None = None, conflict_policy: str = "manual",
+) -> list[tuple[int, str]]:
+    """Apply one batch of planned remote changes in a single transaction.
+
+    Remote updates are merged with the customers row as it is inside the transaction (whose
+    write lock keeps everyone else out), so an edit someone made during the pull is never
+    overwritten: it is pushed later, or becomes a conflict. Returns (remote_id, field) conflicts.
+    """
     if not changes:
         return
     project_payloads = project_payloads or {}
@@ -69,11 +75,12 @@ def apply_remote_changes(
         db.executemany(_BASE_UPSERT, [_base_row(c, now) for c in changes])
         db.executemany(_RAW_UPSERT, [(c.remote_id, c.pulled.raw_text, project_payloads.get(c.remote_id), now)
                                      for c in changes])
-        _write_customer_rows(db, rows_changed)
+        conflicts = _write_customer_rows(db, rows_changed, conflict_policy, run_id, now)
         if content_changed:
             _replace_children(db, [c.pulled.customer for c in content_changed])
         if record_history:
             db.executemany(_HISTORY_INSERT, list(_history_rows(changes, run_id, now)))
+    return conflicts
 
 
 def _base_row(change: RemoteChange, now: str) -> tuple:
@@ -83,21 +90,64 @@ def _base_row(change: RemoteChange, now: str) -> tuple:
     return (*values, change.pulled.content_hash, change.pulled.raw_hash, owner_id, now, None)
 
 
-def _write_customer_rows(db, changes: list[RemoteChange]) -> None:
+def _write_customer_rows(db, changes: list[RemoteChange], policy: str, run_id: str, now: str) -> list[tuple[int, str]]:
     creates = [tuple(c.fields[name] for name in FIELDS) for c in changes if c.kind == CREATE]
     if creates:
         db.executemany(_CUSTOMER_UPSERT, creates)
-    # Updates touch only the fields that changed remotely; group rows by which fields those are.
+    updates = [c for c in changes if c.kind == UPDATE]
+    if not updates:
+        return []
+    local_rows = _local_rows(db, [c.remote_id for c in updates])
+    # Rows are grouped by which fields they write, to keep executemany.
     by_fields: dict[tuple[str, ...], list[tuple]] = {}
-    for change in changes:
-        if change.kind != UPDATE:
-            continue
-        names = tuple(sorted(change.changed))
-        values = change.fields
-        by_fields.setdefault(names, []).append((*(values[n] for n in names), change.remote_id))
+    conflicts: list[tuple[int, str]] = []
+    history: list[tuple] = []
+    for change in updates:
+        local = local_rows.get(change.remote_id)
+        if local is None:
+            continue  # deleted locally: the push phase restores it or deletes it remotely
+        base = {name: old for name, (old, _new) in change.changed.items()}
+        remote = {name: new for name, (_old, new) in change.changed.items()}
+        merge = merge_fields(base, local, remote, change.changed, policy)
+        if merge.to_local:
+            names = tuple(sorted(merge.to_local))
+            by_fields.setdefault(names, []).append((*(merge.to_local[n] for n in names), change.remote_id))
+        for name, (local_value, remote_value) in merge.overridden.items():
+            history.append((now, change.remote_id, name, _history_value(local_value), _history_value(remote_value),
+                            "local overridden (remote_wins)", run_id))
+        if merge.conflicts:
+            record_conflicts(db, change.remote_id, merge.conflicts, now)
+            conflicts.extend((change.remote_id, name) for name in merge.conflicts)
     for names, rows in by_fields.items():
         assignments = ", ".join(f"{name}=?" for name in names)
         db.executemany(f"UPDATE customers SET {assignments} WHERE pkcustomerid=?", rows)
+    db.executemany(_HISTORY_INSERT, history)
+    return conflicts
+
+
+def _local_rows(db, remote_ids: list[int]) -> dict[int, dict]:
+    rows: dict[int, dict] = {}
+    columns = ", ".join(FIELDS)
+    for start in range(0, len(remote_ids), 500):
+        chunk = remote_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in db.execute(f"SELECT {columns} FROM customers WHERE pkcustomerid IN ({marks})", chunk):
+            rows[row[0]] = dict(zip(FIELDS, row))
+    return rows
+
+
+def record_conflicts(db, remote_id: int, conflicts: dict[str, tuple], now: str) -> None:
+    """Keep both sides of each conflicting field where SQL can see them; flag the row."""
+    db.executemany(
+        "INSERT INTO customer_conflicts (pkcustomerid, field, base_value, local_value, remote_value, seen_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(pkcustomerid, field) DO UPDATE SET base_value=excluded.base_value, "
+        "local_value=excluded.local_value, remote_value=excluded.remote_value, seen_at=excluded.seen_at",
+        [(remote_id, name, *(_history_value(v) for v in values), now) for name, values in conflicts.items()],
+    )
+    db.execute(
+        "UPDATE customers SET sync_state='conflict', sync_error=? WHERE pkcustomerid=?",
+        (f"changed here and in Solar Proof: {', '.join(sorted(conflicts))}; see customer_conflicts", remote_id),
+    )
 
 
 def _replace_children(db, customers: list[Customer]) -> None:

@@ -6,7 +6,8 @@ from typing import Any
 
 from mirror.store import Store
 
-_COUNTERS = ("pages", "listed", "created", "updated", "unchanged", "deleted", "delete_candidates", "rejected")
+_COUNTERS = ("pages", "listed", "created", "updated", "unchanged", "deleted", "delete_candidates", "rejected",
+             "pushed", "push_errors", "conflicts")
 
 
 def start_run(store: Store, run_id: str, now: str) -> None:

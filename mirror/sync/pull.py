@@ -64,6 +64,8 @@ class PullOptions:
     mass_delete_share: float = 0.10
     allow_mass_delete: bool = False
     enrich: bool = False
+    conflict_policy: str = "manual"
+    dry_run: bool = False  # walk and plan, write nothing
     batch_records: int = 2000  # pending changed records that trigger a write (whole pages only)
 
 
@@ -81,6 +83,7 @@ class PullReport:
     delete_candidates: int = 0
     rejected: int = 0
     duplicates: int = 0
+    conflicts: int = 0
     seconds: float = 0.0
     deleted_ids: list[int] = field(default_factory=list)
 
@@ -107,9 +110,9 @@ def run_pull(
     base = store.base_entries()
     # The first import of an account records no per-customer history or log lines: one summary.
     initial_import = not base
-    if store.search_index_deferred:
+    if store.search_index_deferred and not options.dry_run:
         store.rebuild_search_index()  # an earlier import stopped before it rebuilt the index
-    if initial_import:
+    if initial_import and not options.dry_run:
         store.defer_search_index()
     walk = CustomerWalk(remote, max_in_flight=options.max_in_flight, max_pages=options.max_pages)
     pending: list[Pulled] = []
@@ -117,7 +120,7 @@ def run_pull(
         report.pages += 1
         report.listed += len(page.records)
         report.duplicates += page.duplicates
-        if page.rejected:
+        if page.rejected and not options.dry_run:
             _reject(store, page, run_id, now(), [(item.text, str(error)) for item, error in page.rejected], report)
         for record in page.records:
             text_hash = raw_hash(record.text)
@@ -137,7 +140,7 @@ def run_pull(
         if on_page is not None:
             on_page(page, report)
     report.complete = walk.complete
-    if initial_import:
+    if initial_import and not options.dry_run:
         store.rebuild_search_index()
     if not walk.complete:  # the walk raises first; this keeps the rule in plain sight
         raise IncompleteWalkError("getallcustomers", "the listing ended early; no deletes applied")
@@ -169,16 +172,28 @@ def _flush(store, remote, options, pending: list[Pulled], base, report, run_id, 
         entry = base.get(pulled.customer.remote_id)
         changes.append(plan_remote_change(pulled, entry.content_hash if entry else None,
                                           base_fields.get(pulled.customer.remote_id, {} if entry else None)))
-    apply_remote_changes(store, changes, run_id=run_id, now=when, record_history=not initial_import,
-                         project_payloads=payloads)
+    if options.dry_run:
+        _count(changes, report, quiet=True)
+        return
+    conflicts = apply_remote_changes(store, changes, run_id=run_id, now=when, record_history=not initial_import,
+                                     project_payloads=payloads, conflict_policy=options.conflict_policy)
+    for remote_id, name in conflicts:
+        log.warning("conflict_found", remote_id=remote_id, field=name)
+    report.conflicts += len(conflicts)
+    _count(changes, report, quiet=initial_import)
+
+
+def _count(changes: list[RemoteChange], report: PullReport, quiet: bool) -> None:
+    """Count what was applied, logging each change unless `quiet` (first import, dry run)."""
     for change in changes:
         if change.kind == CREATE:
             report.created += 1
-            if not initial_import:
+            if not quiet:
                 log.info("customer_created", remote_id=change.remote_id)
         elif change.kind == UPDATE:
             report.updated += 1
-            log.info("customer_updated", remote_id=change.remote_id, fields=sorted(change.changed))
+            if not quiet:
+                log.info("customer_updated", remote_id=change.remote_id, fields=sorted(change.changed))
         elif change.kind == REFRESH:
             report.refreshed += 1
 
@@ -223,9 +238,12 @@ def _apply_deletes(store, remote, options, base, listed, report: PullReport, run
     missing_since = {remote_id: entry.missing_since_run for remote_id, entry in base.items()}
     plan = plan_deletes(missing_since, listed, store.count_customers(), options.mass_delete_share,
                         options.allow_mass_delete)
+    report.delete_candidates = len(plan.new_candidates)
+    if options.dry_run:
+        report.deleted_ids = sorted(plan.confirmed)
+        return
     mark_missing(store, plan.reappeared, None)
     mark_missing(store, plan.new_candidates, run_id)
-    report.delete_candidates = len(plan.new_candidates)
     if len(plan.new_candidates) > plan.limit:
         log.warning("mass_delete_suspected", missing=len(plan.new_candidates), limit=plan.limit)
     if plan.refused:

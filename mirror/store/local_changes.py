@@ -1,0 +1,203 @@
+"""Reading what people changed in the mirror, and recording what pushing it did.
+
+A local edit is a customers row whose columns differ from its base (the remote record as last
+seen), a row with no pkcustomerid (a create), or a base with no row (a local delete).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from mirror.store import FIELDS, Store, to_json
+
+_COLUMNS = ", ".join(f"c.{name}" for name in FIELDS)
+_BASE_COLUMNS = ", ".join(f"b.{name}" for name in FIELDS)
+_HISTORY = (
+    "INSERT INTO customer_changes (changed_at, pkcustomerid, field, old_value, new_value, source, run_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRow:
+    """A customers row as a person left it, with its base (None for a row never pushed)."""
+
+    local_id: int
+    remote_id: int | None
+    fields: Mapping[str, Any]
+    base: Mapping[str, Any] | None
+    sync_state: str
+    intent_sent_at: str | None = None  # a create that was sent before and never confirmed
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def iter_edited_rows(store: Store) -> list[LocalRow]:
+    """Rows with a pkcustomerid that differ from their base, except rows in conflict or error.
+
+    Rows in 'error' stay out until a person changes them (the trigger makes them 'pending'),
+    so a rejected edit is reported once, not on every run.
+    """
+    differs = " OR ".join(f"c.{name} IS NOT b.{name}" for name in FIELDS)
+    rows = store.db.execute(
+        f"SELECT c.id, c.sync_state, {_COLUMNS}, {_BASE_COLUMNS} FROM customers c "
+        f"JOIN customer_base b ON b.pkcustomerid = c.pkcustomerid "
+        f"WHERE c.sync_state IN ('pending', 'synced') AND ({differs})"
+    )
+    width = len(FIELDS)
+    return [
+        LocalRow(row[0], row[2], dict(zip(FIELDS, row[2 : 2 + width])), dict(zip(FIELDS, row[2 + width :])), row[1])
+        for row in rows
+    ]
+
+
+def iter_new_rows(store: Store) -> list[LocalRow]:
+    """Rows people inserted (no pkcustomerid) that are waiting to be created."""
+    rows = store.db.execute(
+        f"SELECT c.id, c.sync_state, i.sent_at, {_COLUMNS} FROM customers c "
+        f"LEFT JOIN create_intents i ON i.local_id = c.id "
+        f"WHERE c.pkcustomerid IS NULL AND c.sync_state = 'pending' ORDER BY c.id"
+    )
+    return [LocalRow(row[0], None, dict(zip(FIELDS, row[3:])), None, row[1], row[2]) for row in rows]
+
+
+def settle_pending_without_changes(store: Store) -> int:
+    """Rows marked pending whose values equal their base again (an edit undone): back to synced."""
+    same = " AND ".join(f"c.{name} IS b.{name}" for name in FIELDS)
+    with store.transaction() as db:
+        cursor = db.execute(
+            f"UPDATE customers SET sync_state='synced', sync_error=NULL WHERE sync_state='pending' "
+            f"AND id IN (SELECT c.id FROM customers c JOIN customer_base b ON b.pkcustomerid = c.pkcustomerid "
+            f"WHERE {same})"
+        )
+        return cursor.rowcount
+
+
+def iter_deleted_rows(store: Store) -> list[LocalRow]:
+    """Customers with a base but no row: deleted locally by someone."""
+    rows = store.db.execute(
+        f"SELECT b.pkcustomerid, {_BASE_COLUMNS} FROM customer_base b "
+        f"WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.pkcustomerid = b.pkcustomerid)"
+    )
+    return [LocalRow(0, row[0], {}, dict(zip(FIELDS, row[1:])), "deleted") for row in rows]
+
+
+def mark_error(store: Store, local_id: int, message: str, intended: Mapping[str, Any], run_id: str, now: str) -> None:
+    """Flag a row that cannot be pushed; keep the person's intended values in history."""
+    with store.transaction() as db:
+        db.execute("UPDATE customers SET sync_state='error', sync_error=? WHERE id=?", (message, local_id))
+        remote_id = db.execute("SELECT pkcustomerid FROM customers WHERE id=?", (local_id,)).fetchone()
+        db.executemany(_HISTORY, [(now, remote_id[0] if remote_id else None, name, None, _text(value),
+                                   "local (not pushed)", run_id) for name, value in intended.items()])
+
+
+def record_pushed_update(
+    store: Store, row: LocalRow, pushed: Mapping[str, Any], remote_now: Mapping[str, Any], run_id: str, now: str,
+    still_differs: str | None,
+) -> None:
+    """After a successful update: the base takes the pushed values (so they do not come back as
+    remote changes), history records them, and the row is synced or keeps its error."""
+    names = sorted(pushed)
+    with store.transaction() as db:
+        if names:
+            db.execute(
+                f"UPDATE customer_base SET {', '.join(f'{n}=?' for n in names)} WHERE pkcustomerid=?",
+                (*(pushed[n] for n in names), row.remote_id),
+            )
+        db.executemany(_HISTORY, [(now, row.remote_id, n, _text(row.base.get(n)), _text(pushed[n]), "local", run_id)
+                                  for n in names])
+        current = db.execute(f"SELECT {', '.join(FIELDS)} FROM customers WHERE id=?", (row.local_id,)).fetchone()
+        if current is None:
+            return
+        if still_differs:
+            db.execute("UPDATE customers SET sync_state='error', sync_error=? WHERE id=?", (still_differs, row.local_id))
+        elif dict(zip(FIELDS, current)) == dict(row.fields):
+            # Only if nobody edited the row again while we were pushing; otherwise it stays pending.
+            db.execute("UPDATE customers SET sync_state='synced', sync_error=NULL WHERE id=?", (row.local_id,))
+
+
+def write_remote_values(store: Store, row: LocalRow, values: Mapping[str, Any], base_too: bool = True) -> None:
+    """Set fields of a row (and its base) to the remote values (remote_wins, or take remote)."""
+    names = sorted(values)
+    if not names:
+        return
+    with store.transaction() as db:
+        db.execute(f"UPDATE customers SET {', '.join(f'{n}=?' for n in names)} WHERE id=?",
+                   (*(values[n] for n in names), row.local_id))
+        if base_too and row.remote_id is not None:
+            db.execute(f"UPDATE customer_base SET {', '.join(f'{n}=?' for n in names)} WHERE pkcustomerid=?",
+                       (*(values[n] for n in names), row.remote_id))
+
+
+def record_create_intent(store: Store, row: LocalRow, now: str) -> None:
+    """Durably note that this row's create is about to be sent (committed before the POST)."""
+    with store.transaction() as db:
+        db.execute("INSERT OR REPLACE INTO create_intents (local_id, email, sent_at) VALUES (?, ?, ?)",
+                   (row.local_id, row.fields.get("customeremail") or "", now))
+
+
+def forget_create_intent(store: Store, local_id: int) -> None:
+    with store.transaction() as db:
+        db.execute("DELETE FROM create_intents WHERE local_id=?", (local_id,))
+
+
+def known_remote_ids(store: Store, remote_ids: Iterable[int]) -> set[int]:
+    """Which of these ids the mirror already holds (a row or a base)."""
+    ids = list(remote_ids)
+    if not ids:
+        return set()
+    marks = ",".join("?" * len(ids))
+    found = store.db.execute(
+        f"SELECT pkcustomerid FROM customers WHERE pkcustomerid IN ({marks}) "
+        f"UNION SELECT pkcustomerid FROM customer_base WHERE pkcustomerid IN ({marks})", (*ids, *ids)
+    )
+    return {row[0] for row in found}
+
+
+def record_created(store: Store, row: LocalRow, remote_id: int, how: str, run_id: str, now: str) -> None:
+    """Give a created row its new id and a base equal to what was sent, and forget the intent.
+
+    The base has empty hashes, so the next pull fills in whatever the API added (status, date).
+    """
+    fields = dict(row.fields)
+    fields["pkcustomerid"] = remote_id
+    with store.transaction() as db:
+        db.execute(
+            f"INSERT INTO customer_base ({', '.join(FIELDS)}, content_hash, raw_hash, last_seen_at) "
+            f"VALUES ({', '.join('?' * len(FIELDS))}, '', '', ?) ON CONFLICT(pkcustomerid) DO NOTHING",
+            (*(fields[n] for n in FIELDS), now),
+        )
+        db.execute("UPDATE customers SET pkcustomerid=?, sync_state='synced', sync_error=NULL WHERE id=?",
+                   (remote_id, row.local_id))
+        db.execute("DELETE FROM create_intents WHERE local_id=?", (row.local_id,))
+        db.execute(_HISTORY, (now, remote_id, "(created)", None, _text(fields.get("customeremail")), how, run_id))
+
+
+def restore_deleted(store: Store, row: LocalRow, run_id: str, now: str) -> None:
+    """Put back a row someone deleted locally (deletes are pushed only with push_deletes)."""
+    base = dict(row.base)
+    with store.transaction() as db:
+        db.execute(
+            f"INSERT INTO customers ({', '.join(FIELDS)}, sync_state) VALUES ({', '.join('?' * len(FIELDS))}, 'synced')",
+            tuple(base[n] for n in FIELDS),
+        )
+        db.execute(_HISTORY, (now, row.remote_id, "(restored)", None, _text(base.get("customeremail")),
+                              "local delete not pushed", run_id))
+
+
+def record_remote_delete(store: Store, row: LocalRow, run_id: str, now: str) -> None:
+    """After a local delete was pushed: drop the base, keep the last record, note it in history."""
+    record = store.last_record(row.remote_id)
+    with store.transaction() as db:
+        db.execute(
+            "INSERT OR REPLACE INTO deleted_customers (pkcustomerid, deleted_at, run_id, customeremail, "
+            "customerfirstname, customersurname, last_record_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (row.remote_id, now, run_id, row.base.get("customeremail"), row.base.get("customerfirstname"),
+             row.base.get("customersurname"), to_json(record)),
+        )
+        db.execute("DELETE FROM customer_base WHERE pkcustomerid=?", (row.remote_id,))
+        db.execute(_HISTORY, (now, row.remote_id, "(deleted)", _text(row.base.get("customeremail")), None,
+                              "local", run_id))

@@ -1,0 +1,285 @@
+"""The push: local edits, creates and deletes, sent to Solar Proof safely.
+
+Order of a push:
+  1. local deletes: pushed only with push_deletes (the API's delete is permanent), under the
+     mass-delete guard; otherwise the row is restored from its base, and that is recorded;
+  2. creates: validated, the intent committed before the POST, the new id stored after; a
+     create whose outcome is unknown is adopted by email on a later run, never sent twice;
+  3. updates: read-only columns and invalid values flag the row 'error' (once per edit);
+     otherwise the customer is re-read from the API just before the update and merged field by
+     field, so a change made in Solar Proof meanwhile is not blindly overwritten.
+API calls run on a small thread pool; every database write stays on the calling thread.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import structlog
+
+from mirror.customer import Customer, WRITABLE_FIELDS
+from mirror.errors import ApiUnavailableError, NotFoundError, OutcomeUnknownError, PermanentApiError
+from mirror.merge import merge_fields, same
+from mirror.store import Store
+from mirror.store import local_changes as local
+from mirror.store.remote_writes import record_conflicts
+from mirror.validation import problems_of
+
+log = structlog.get_logger()
+
+READ_ONLY_REASON = "is read-only in the Solar Proof API (no endpoint writes it)"
+
+
+class RemoteWriter(Protocol):
+    """What the push needs from the API (SolarProofClient provides it)."""
+
+    def fetch_customer(self, remote_id: int) -> Customer | None: ...
+
+    def fetch_customers_by_email(self, email: str) -> list[Customer]: ...
+
+    def create_customer(self, fields: dict[str, Any], owner_email: str = "") -> int | None: ...
+
+    def update_customer(self, remote_id: int, fields: dict[str, Any]) -> None: ...
+
+    def delete_customer(self, remote_id: int) -> None: ...
+
+
+@dataclass
+class PushOptions:
+    conflict_policy: str = "manual"
+    push_deletes: bool = False
+    max_in_flight: int = 8
+    mass_delete_share: float = 0.10
+    allow_mass_delete: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class PushReport:
+    updated: int = 0
+    created: int = 0
+    adopted: int = 0
+    deleted: int = 0
+    restored: int = 0
+    errors: int = 0
+    conflicts: int = 0
+    unknown: int = 0  # creates whose outcome is not known yet (adopted or re-sent next run)
+    planned: list[str] = field(default_factory=list)  # dry run: what would be done
+
+
+class LocalDeleteRefused(Exception):
+    def __init__(self, count: int, limit: int):
+        self.count, self.limit = count, limit
+        super().__init__(f"refusing to delete {count} customers in Solar Proof in one run (the guard allows "
+                         f"{limit}); if the rows were deleted on purpose, run again with --allow-mass-delete")
+
+
+def run_push(store: Store, remote: RemoteWriter, options: PushOptions, *, run_id: str,
+             now: Callable[[], str]) -> PushReport:
+    """Push every local change. Raises ApiUnavailableError if the API stops answering."""
+    report = PushReport()
+    _push_deletes(store, remote, options, report, run_id, now)
+    _push_creates(store, remote, options, report, run_id, now)
+    _push_updates(store, remote, options, report, run_id, now)
+    if not options.dry_run:
+        local.settle_pending_without_changes(store)
+    return report
+
+
+# -- deletes ------------------------------------------------------------------------------
+
+
+def _push_deletes(store, remote, options, report, run_id, now) -> None:
+    rows = local.iter_deleted_rows(store)
+    if not rows:
+        return
+    if not options.push_deletes:
+        for row in rows:
+            report.planned.append(f"restore locally deleted customer {row.remote_id} (push_deletes is off)")
+            if not options.dry_run:
+                local.restore_deleted(store, row, run_id, now())
+                log.warning("local_delete_restored", remote_id=row.remote_id,
+                            reason="push_deletes is off; the API's delete is permanent")
+        report.restored += len(rows)
+        return
+    limit = max(1, int(options.mass_delete_share * (store.count_customers() + len(rows))))
+    if len(rows) > limit and not options.allow_mass_delete:
+        raise LocalDeleteRefused(len(rows), limit)
+    for row in rows:
+        report.planned.append(f"deletecustomer {row.remote_id}")
+        if options.dry_run:
+            continue
+        try:
+            remote.delete_customer(row.remote_id)
+        except NotFoundError:
+            pass  # already gone (or deleted by an earlier try whose answer was lost)
+        local.record_remote_delete(store, row, run_id, now())
+        log.info("customer_delete_pushed", remote_id=row.remote_id)
+        report.deleted += 1
+
+
+# -- creates ------------------------------------------------------------------------------
+
+
+def _push_creates(store, remote, options, report, run_id, now) -> None:
+    for row in local.iter_new_rows(store):
+        writable = {name: row.fields.get(name) for name in WRITABLE_FIELDS}
+        problems = problems_of(writable, creating=True)
+        read_only = [n for n in _read_only_set(row.fields) if n != "pkcustomerid"]
+        if problems:
+            _flag(store, row, "; ".join(problems), writable, report, run_id, now, options)
+            continue
+        report.planned.append(f"createcustomer for row {row.local_id} ({row.fields.get('customeremail')})")
+        if options.dry_run:
+            continue
+        if row.intent_sent_at is not None and _adopt(store, remote, row, report, run_id, now, "local (adopted)"):
+            continue
+        local.record_create_intent(store, row, now())
+        try:
+            new_id = remote.create_customer(writable)
+        except OutcomeUnknownError as exc:
+            report.unknown += 1
+            log.warning("create_outcome_unknown", local_id=row.local_id, error=str(exc))
+            continue
+        except PermanentApiError as exc:
+            local.forget_create_intent(store, row.local_id)
+            _flag(store, row, f"Solar Proof refused the create: {exc.detail}", writable, report, run_id, now, options)
+            continue
+        if new_id is None:
+            # The old docs' create response carries no id: find the customer we just made.
+            if not _adopt(store, remote, row, report, run_id, now, "local"):
+                report.unknown += 1
+            continue
+        local.record_created(store, row, new_id, "local", run_id, now())
+        report.created += 1
+        log.info("customer_create_pushed", local_id=row.local_id, remote_id=new_id)
+        if read_only:
+            log.warning("read_only_columns_not_sent", local_id=row.local_id, columns=read_only)
+
+
+def _read_only_set(fields) -> list[str]:
+    return [name for name, value in fields.items() if name not in WRITABLE_FIELDS and value is not None]
+
+
+def _adopt(store, remote, row, report, run_id, now, how) -> bool:
+    """Find a create that may have been applied: a customer with this email not in the mirror."""
+    email = row.fields.get("customeremail") or ""
+    candidates = [c.remote_id for c in remote.fetch_customers_by_email(email)] if email else []
+    known = local.known_remote_ids(store, candidates)
+    fresh = [remote_id for remote_id in candidates if remote_id not in known]
+    if not fresh:
+        return False
+    local.record_created(store, row, max(fresh), how, run_id, now())
+    report.adopted += 1
+    log.info("customer_create_adopted", local_id=row.local_id, remote_id=max(fresh))
+    return True
+
+
+# -- updates ------------------------------------------------------------------------------
+
+
+def _push_updates(store, remote, options, report, run_id, now) -> None:
+    sendable: list[tuple[local.LocalRow, dict[str, Any]]] = []
+    for row in local.iter_edited_rows(store):
+        changed = {n: v for n, v in row.fields.items() if not same(v, row.base.get(n))}
+        read_only = sorted(n for n in changed if n not in WRITABLE_FIELDS)
+        writable = {n: v for n, v in changed.items() if n in WRITABLE_FIELDS}
+        problems = problems_of(writable, creating=False)
+        if problems:
+            _flag(store, row, "; ".join(problems), changed, report, run_id, now, options)
+            continue
+        if read_only:
+            message = (f"{', '.join(read_only)} {READ_ONLY_REASON}; the edit is kept here and not sent"
+                       f" (spmirror resolve {row.remote_id} --take remote restores the remote value)")
+            _flag(store, row, message, {n: changed[n] for n in read_only}, report, run_id, now, options)
+        if writable:
+            report.planned.append(f"updatecustomer {row.remote_id}: {', '.join(sorted(writable))}")
+            sendable.append((row, writable))
+        elif not read_only and not options.dry_run:
+            # Only differences the mirror treats as equal ("" and NULL): let the base agree.
+            local.record_pushed_update(store, row, changed, {}, run_id, now(), None)
+    if options.dry_run or not sendable:
+        return
+    with ThreadPoolExecutor(max_workers=options.max_in_flight, thread_name_prefix="spmirror-push") as pool:
+        futures = [(row, writable, pool.submit(_send_update, remote, row, writable, options.conflict_policy))
+                   for row, writable in sendable]
+        unavailable: ApiUnavailableError | None = None
+        for row, writable, future in futures:
+            try:
+                outcome = future.result()
+            except ApiUnavailableError as exc:
+                unavailable = exc
+                continue
+            _record_update(store, row, writable, outcome, report, run_id, now)
+    if unavailable is not None:
+        raise unavailable
+
+
+@dataclass
+class _UpdateOutcome:
+    pushed: dict[str, Any] = field(default_factory=dict)
+    remote_values: dict[str, Any] = field(default_factory=dict)  # to write locally (remote_wins)
+    conflicts: dict[str, tuple] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _send_update(remote, row, writable: dict[str, Any], policy: str) -> _UpdateOutcome:
+    """Runs on a pool thread: re-read, merge, update. Touches no database."""
+    try:
+        current = remote.fetch_customer(row.remote_id)
+    except NotFoundError:
+        found = remote.fetch_customers_by_email(row.base.get("customeremail") or "")
+        current = next((c for c in found if c.remote_id == row.remote_id), None)
+    if current is None:
+        return _UpdateOutcome(error="this customer no longer exists in Solar Proof; the next syncs confirm "
+                                    "the delete and move it to deleted_customers")
+    now_remote = {n: current.fields.get(n) for n in writable if n in current.carried}
+    merge = merge_fields(row.base, row.fields, {**{n: row.base.get(n) for n in writable}, **now_remote},
+                         writable, policy)
+    outcome = _UpdateOutcome(remote_values=merge.to_local, conflicts=merge.conflicts)
+    if merge.to_push:
+        try:
+            remote.update_customer(row.remote_id, merge.to_push)
+        except NotFoundError:
+            outcome.error = "this customer no longer exists in Solar Proof"
+            return outcome
+        except PermanentApiError as exc:
+            outcome.error = f"Solar Proof refused the update: {exc.detail}"
+            return outcome
+        outcome.pushed = merge.to_push
+    return outcome
+
+
+def _record_update(store, row, writable, outcome: _UpdateOutcome, report, run_id, now) -> None:
+    if outcome.error:
+        _flag(store, row, outcome.error, writable, report, run_id, now, PushOptions())
+        return
+    if outcome.remote_values:
+        local.write_remote_values(store, row, outcome.remote_values)
+    if outcome.conflicts:
+        with store.transaction() as db:
+            record_conflicts(db, row.remote_id, outcome.conflicts, now())
+        report.conflicts += len(outcome.conflicts)
+        for name in outcome.conflicts:
+            log.warning("conflict_found", remote_id=row.remote_id, field=name)
+    if outcome.pushed:
+        still = row.fields.get  # read-only differences keep the row in error
+        read_only = sorted(n for n, v in row.fields.items() if n not in WRITABLE_FIELDS
+                           and not same(still(n), row.base.get(n)))
+        message = (f"{', '.join(read_only)} {READ_ONLY_REASON}; the edit is kept here and not sent"
+                   if read_only else None)
+        if not outcome.conflicts:
+            local.record_pushed_update(store, row, outcome.pushed, {}, run_id, now(), message)
+        report.updated += 1
+        log.info("customer_update_pushed", remote_id=row.remote_id, fields=sorted(outcome.pushed))
+
+
+def _flag(store, row, message: str, intended, report, run_id, now, options) -> None:
+    report.errors += 1
+    report.planned.append(f"flag row {row.local_id} as error: {message}")
+    if options.dry_run:
+        return
+    local.mark_error(store, row.local_id, message, intended, run_id, now())
+    log.warning("row_not_pushed", local_id=row.local_id, remote_id=row.remote_id, error=message)
