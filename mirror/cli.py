@@ -13,14 +13,14 @@ from typing import Sequence
 import structlog
 
 from mirror import __version__
-from mirror.commands import demo, simulate, status, sync
+from mirror.commands import demo, resolve, simulate, status, sync
 from mirror.config import load_settings
 from mirror.errors import ConfigError
 from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from mirror.logs import configure_logging
 from mirror.redaction import redact_text
 
-COMMANDS = (sync, status, demo, simulate)
+COMMANDS = (sync, status, resolve, demo, simulate)
 
 
 def build_parser() -> argparse.ArgumentParser:

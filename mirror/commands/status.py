@@ -56,4 +56,11 @@ def render(summary: dict) -> str:
         lines.append("last sync       never")
     if ok and ok is not last and ok["run_id"] != (last or {}).get("run_id"):
         lines.append(f"last success    {ok['finished_at']}")
+    rows = summary["rows_needing_attention"]
+    if rows:
+        lines.append("rows not synced (first 50):")
+        for row in rows:
+            who = row["pkcustomerid"] if row["pkcustomerid"] is not None else f"new row {row['local_id']}"
+            detail = row["sync_error"] or ("waiting to be pushed" if row["sync_state"] == "pending" else "")
+            lines.append(f"  {row['sync_state']:<8} {who}  {row['customeremail'] or ''}  {detail}")
     return "\n".join(lines)

@@ -201,3 +201,86 @@ def record_remote_delete(store: Store, row: LocalRow, run_id: str, now: str) -> 
         db.execute("DELETE FROM customer_base WHERE pkcustomerid=?", (row.remote_id,))
         db.execute(_HISTORY, (now, row.remote_id, "(deleted)", _text(row.base.get("customeremail")), None,
                               "local", run_id))
+
+
+def update_base(store: Store, remote_id: int, values: Mapping[str, Any]) -> None:
+    """Record remote values learned outside a pull (a re-read before an update) in the base."""
+    names = sorted(values)
+    if names:
+        with store.transaction() as db:
+            db.execute(f"UPDATE customer_base SET {', '.join(f'{n}=?' for n in names)} WHERE pkcustomerid=?",
+                       (*(values[n] for n in names), remote_id))
+
+
+def settle_conflicts(store: Store) -> int:
+    """Clear conflicts people settled with SQL; returns how many rows came out of conflict.
+
+    A conflict is settled when the row's sync_state was changed by hand (to 'pending': take the
+    local values), or when every conflicting field now holds the remote value.
+    """
+    with store.transaction() as db:
+        db.execute(
+            "DELETE FROM customer_conflicts WHERE pkcustomerid IN "
+            "(SELECT pkcustomerid FROM customers WHERE sync_state != 'conflict')"
+        )
+        settled = 0
+        for (remote_id,) in db.execute("SELECT pkcustomerid FROM customers WHERE sync_state = 'conflict'").fetchall():
+            fields = db.execute(
+                "SELECT field, remote_value FROM customer_conflicts WHERE pkcustomerid=?", (remote_id,)
+            ).fetchall()
+            row = db.execute(f"SELECT {', '.join(FIELDS)} FROM customers WHERE pkcustomerid=?", (remote_id,)).fetchone()
+            current = dict(zip(FIELDS, row))
+            if all(_text(current.get(name)) == remote_value for name, remote_value in fields):
+                db.execute("DELETE FROM customer_conflicts WHERE pkcustomerid=?", (remote_id,))
+                db.execute("UPDATE customers SET sync_state='pending', sync_error=NULL WHERE pkcustomerid=?",
+                           (remote_id,))
+                settled += 1
+        return settled
+
+
+def resolve(store: Store, remote_id: int, take: str, run_id: str, now: str) -> str:
+    """Settle a row in 'conflict' or 'error' by taking the local or the remote values.
+
+    remote: the conflicting (or, for an error row, every differing) field goes back to the
+    remote value as last seen; local: the row is queued to push its values again.
+    Returns a sentence saying what was done. Raises LookupError if there is nothing to resolve.
+    """
+    row = store.db.execute(
+        f"SELECT id, sync_state, {', '.join(FIELDS)} FROM customers WHERE pkcustomerid=?", (remote_id,)
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"no customer with pkcustomerid {remote_id} in the mirror")
+    local_id, state = row[0], row[1]
+    current = dict(zip(FIELDS, row[2:]))
+    if state not in ("conflict", "error"):
+        raise LookupError(f"customer {remote_id} is {state!r}: only rows in conflict or error need resolving")
+    base_row = store.db.execute(f"SELECT {', '.join(FIELDS)} FROM customer_base WHERE pkcustomerid=?",
+                                (remote_id,)).fetchone()
+    base = dict(zip(FIELDS, base_row)) if base_row else {}
+    conflicting = [r[0] for r in store.db.execute("SELECT field FROM customer_conflicts WHERE pkcustomerid=?",
+                                                  (remote_id,))]
+    with store.transaction() as db:
+        db.execute("DELETE FROM customer_conflicts WHERE pkcustomerid=?", (remote_id,))
+        if take == "local":
+            db.execute("UPDATE customers SET sync_state='pending', sync_error=NULL WHERE id=?", (local_id,))
+            return f"customer {remote_id}: local values queued to push"
+        names = conflicting if state == "conflict" else [n for n in FIELDS if current.get(n) != base.get(n)]
+        if names:
+            db.execute(f"UPDATE customers SET {', '.join(f'{n}=?' for n in names)} WHERE id=?",
+                       (*(base.get(n) for n in names), local_id))
+        db.execute("UPDATE customers SET sync_state='pending', sync_error=NULL WHERE id=?", (local_id,))
+        db.executemany(_HISTORY, [(now, remote_id, n, _text(current.get(n)), _text(base.get(n)),
+                                   "local (resolved: take remote)", run_id) for n in names])
+    return f"customer {remote_id}: {', '.join(names) or 'nothing'} set back to the remote value"
+
+
+def retry(store: Store, remote_ids: list[int] | None) -> int:
+    """Requeue rows in 'error' (all of them, unpushed rows included, or those pkcustomerids)."""
+    with store.transaction() as db:
+        if remote_ids is None:
+            cursor = db.execute("UPDATE customers SET sync_state='pending', sync_error=NULL WHERE sync_state='error'")
+        else:
+            marks = ",".join("?" * len(remote_ids))
+            cursor = db.execute(f"UPDATE customers SET sync_state='pending', sync_error=NULL "
+                                f"WHERE sync_state='error' AND pkcustomerid IN ({marks})", remote_ids)
+        return cursor.rowcount

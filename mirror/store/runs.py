@@ -55,8 +55,15 @@ def status_summary(store: Store) -> dict[str, Any]:
         "(SELECT count(*) FROM rejected_records) AS rejected_records, "
         "(SELECT count(*) FROM customer_base WHERE missing_since_run IS NOT NULL) AS delete_candidates"
     )[0]
+    attention = store.query(
+        "SELECT c.id AS local_id, c.pkcustomerid, c.customeremail, c.sync_state, c.sync_error, "
+        "(SELECT group_concat(field, ', ') FROM customer_conflicts k WHERE k.pkcustomerid = c.pkcustomerid) "
+        "AS conflicting_fields FROM customers c WHERE c.sync_state IN ('pending', 'conflict', 'error') "
+        "ORDER BY c.sync_state, c.id LIMIT 50"
+    )
     return {
         "database": str(store.path),
+        "rows_needing_attention": attention,
         "schema_version": store.schema_version,
         **counts,
         "sync_state": by_state,

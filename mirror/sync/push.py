@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 import structlog
 
 from mirror.customer import Customer, WRITABLE_FIELDS
-from mirror.errors import ApiUnavailableError, NotFoundError, OutcomeUnknownError, PermanentApiError
+from mirror.errors import ApiUnavailableError, NotFoundError, OutcomeUnknownError, PermanentApiError, WireError
 from mirror.merge import merge_fields, same
 from mirror.store import Store
 from mirror.store import local_changes as local
@@ -80,6 +80,8 @@ def run_push(store: Store, remote: RemoteWriter, options: PushOptions, *, run_id
              now: Callable[[], str]) -> PushReport:
     """Push every local change. Raises ApiUnavailableError if the API stops answering."""
     report = PushReport()
+    if not options.dry_run:
+        local.settle_conflicts(store)
     _push_deletes(store, remote, options, report, run_id, now)
     _push_creates(store, remote, options, report, run_id, now)
     _push_updates(store, remote, options, report, run_id, now)
@@ -143,9 +145,10 @@ def _push_creates(store, remote, options, report, run_id, now) -> None:
             report.unknown += 1
             log.warning("create_outcome_unknown", local_id=row.local_id, error=str(exc))
             continue
-        except PermanentApiError as exc:
+        except (PermanentApiError, WireError) as exc:
             local.forget_create_intent(store, row.local_id)
-            _flag(store, row, f"Solar Proof refused the create: {exc.detail}", writable, report, run_id, now, options)
+            reason = exc.detail if isinstance(exc, PermanentApiError) else str(exc)
+            _flag(store, row, f"Solar Proof refused the create: {reason}", writable, report, run_id, now, options)
             continue
         if new_id is None:
             # The old docs' create response carries no id: find the customer we just made.
@@ -248,6 +251,9 @@ def _send_update(remote, row, writable: dict[str, Any], policy: str) -> _UpdateO
         except PermanentApiError as exc:
             outcome.error = f"Solar Proof refused the update: {exc.detail}"
             return outcome
+        except WireError as exc:
+            outcome.error = f"cannot be sent: {exc}"
+            return outcome
         outcome.pushed = merge.to_push
     return outcome
 
@@ -259,6 +265,8 @@ def _record_update(store, row, writable, outcome: _UpdateOutcome, report, run_id
     if outcome.remote_values:
         local.write_remote_values(store, row, outcome.remote_values)
     if outcome.conflicts:
+        # The base takes the remote side (as a pull would), so the conflict is recorded once.
+        local.update_base(store, row.remote_id, {n: remote for n, (_b, _l, remote) in outcome.conflicts.items()})
         with store.transaction() as db:
             record_conflicts(db, row.remote_id, outcome.conflicts, now())
         report.conflicts += len(outcome.conflicts)
