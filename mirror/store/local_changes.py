@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from mirror.customer import WRITABLE_FIELDS
 from mirror.store import FIELDS, Store, to_json
 
 _COLUMNS = ", ".join(f"c.{name}" for name in FIELDS)
@@ -160,9 +161,11 @@ def known_remote_ids(store: Store, remote_ids: Iterable[int]) -> set[int]:
 def record_created(store: Store, row: LocalRow, remote_id: int, how: str, run_id: str, now: str) -> None:
     """Give a created row its new id and a base equal to what was sent, and forget the intent.
 
-    The base has empty hashes, so the next pull fills in whatever the API added (status, date).
+    The base holds only the writable fields (the rest was not sent, so a value someone typed
+    into a read-only column shows up as an unpushable edit rather than vanishing), and empty
+    hashes, so the next pull fills in whatever the API added (status, creation date).
     """
-    fields = dict(row.fields)
+    fields = {name: row.fields.get(name) if name in WRITABLE_FIELDS else None for name in FIELDS}
     fields["pkcustomerid"] = remote_id
     with store.transaction() as db:
         db.execute(
@@ -204,7 +207,8 @@ def record_remote_delete(store: Store, row: LocalRow, run_id: str, now: str) -> 
 
 
 def update_base(store: Store, remote_id: int, values: Mapping[str, Any]) -> None:
-    """Record remote values learned outside a pull (a re-read before an update) in the base."""
+    """Set base fields outside a pull: remote values learned by a re-read before an update, or a
+    local spelling of the same value ("" for NULL) so the row stops looking edited."""
     names = sorted(values)
     if names:
         with store.transaction() as db:

@@ -129,7 +129,6 @@ def _push_creates(store, remote, options, report, run_id, now) -> None:
     for row in local.iter_new_rows(store):
         writable = {name: row.fields.get(name) for name in WRITABLE_FIELDS}
         problems = problems_of(writable, creating=True)
-        read_only = [n for n in _read_only_set(row.fields) if n != "pkcustomerid"]
         if problems:
             _flag(store, row, "; ".join(problems), writable, report, run_id, now, options)
             continue
@@ -158,12 +157,6 @@ def _push_creates(store, remote, options, report, run_id, now) -> None:
         local.record_created(store, row, new_id, "local", run_id, now())
         report.created += 1
         log.info("customer_create_pushed", local_id=row.local_id, remote_id=new_id)
-        if read_only:
-            log.warning("read_only_columns_not_sent", local_id=row.local_id, columns=read_only)
-
-
-def _read_only_set(fields) -> list[str]:
-    return [name for name, value in fields.items() if name not in WRITABLE_FIELDS and value is not None]
 
 
 def _adopt(store, remote, row, report, run_id, now, how) -> bool:
@@ -202,7 +195,8 @@ def _push_updates(store, remote, options, report, run_id, now) -> None:
             sendable.append((row, writable))
         elif not read_only and not options.dry_run:
             # Only differences the mirror treats as equal ("" and NULL): let the base agree.
-            local.record_pushed_update(store, row, changed, {}, run_id, now(), None)
+            local.update_base(store, row.remote_id, {n: v for n, v in row.fields.items() if v != row.base.get(n)})
+            local.record_pushed_update(store, row, {}, {}, run_id, now(), None)
     if options.dry_run or not sendable:
         return
     with ThreadPoolExecutor(max_workers=options.max_in_flight, thread_name_prefix="spmirror-push") as pool:
