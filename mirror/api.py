@@ -106,6 +106,7 @@ class SolarProofClient:
         self.update_method = update_method.upper()
         self.delete_method = delete_method.upper()
         self.stats = ApiStats()
+        self._has_getcustomer = True
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
@@ -171,13 +172,24 @@ class SolarProofClient:
         """The same lookup through `getcustomerid`, which returns the full object too."""
         return self._lookup("getcustomerid", {"customer_email": email})
 
-    def fetch_customer(self, remote_id: int) -> Customer | None:
-        """One customer by id through the undocumented `getcustomer`; None when it does not exist.
+    def fetch_customer(self, remote_id: int, email: str | None = None) -> Customer | None:
+        """One customer by id; None when it does not exist.
 
-        Raises NotFoundError with code NOT_FOUND if the server has no such action.
+        Uses `getcustomer`, which only an old docs example shows. If the server has no such
+        action (NOT_FOUND), the client remembers that and, given the customer's last known
+        `email`, looks it up by email instead; without an email it raises NotFoundError.
         """
-        found = self._lookup("getcustomer", {"customer_id": remote_id})
-        return found[0] if found else None
+        if self._has_getcustomer:
+            try:
+                found = self._lookup("getcustomer", {"customer_id": remote_id})
+                return found[0] if found else None
+            except NotFoundError:
+                self._has_getcustomer = False
+                log.warning("getcustomer_unavailable", fallback="getcustomerByemail")
+        if not email:
+            raise NotFoundError("getcustomer", "the server has no getcustomer action and no email was given",
+                                code="NOT_FOUND")
+        return next((c for c in self.fetch_customers_by_email(email) if c.remote_id == remote_id), None)
 
     def fetch_customer_of_project(self, project_id: int) -> Customer | None:
         """The customer of a project (`getcustomerofproject`: ABN, site address, contact time)."""
@@ -188,8 +200,8 @@ class SolarProofClient:
         try:
             body = self._call(action, params=params)
         except NotFoundError as exc:
-            if exc.code == "NOT_FOUND" and action == "getcustomer":
-                raise
+            if action == "getcustomer" and exc.code != "CUSTOMER_NOT_FOUND":
+                raise  # the action itself is missing (NOT_FOUND, or a bare 404 page)
             return []
         if body in (None, "", [], {}):
             return []

@@ -271,3 +271,26 @@ def test_unknown_action_is_a_permanent_error(client):
     """The API's NOT_FOUND for an unknown action is permanent and names the action."""
     with pytest.raises(PermanentApiError, match="get_all_projects"):
         client._call("get_all_projects")
+
+
+def test_fetch_customer_falls_back_to_email_when_getcustomer_is_missing(clock):
+    """A server without the undocumented getcustomer is asked by email instead, and only once by id."""
+    import httpx
+
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        action = request.url.params["action"]
+        seen.append(action)
+        if action == "getcustomer":
+            return httpx.Response(404, json={"code": "NOT_FOUND", "message": "The requested endpoint does not exist"})
+        return httpx.Response(200, json={"customer_id": "5", "customer_first_name": "Ann",
+                                         "customer_email": request.url.params["customer_email"]})
+
+    with SolarProofClient("https://example.test/apidata.php", API_KEY, transport=httpx.MockTransport(handler),
+                          sleep=clock.sleep, clock=clock) as client:
+        assert client.fetch_customer(5, email="ann@example.com").fields["customerfirstname"] == "Ann"
+        assert client.fetch_customer(6, email="ann@example.com") is None  # the email's customer is 5
+        with pytest.raises(NotFoundError):
+            client.fetch_customer(5)
+    assert seen == ["getcustomer", "getcustomerByemail", "getcustomerByemail"]

@@ -35,7 +35,7 @@ READ_ONLY_REASON = "is read-only in the Solar Proof API (no endpoint writes it)"
 class RemoteWriter(Protocol):
     """What the push needs from the API (SolarProofClient provides it)."""
 
-    def fetch_customer(self, remote_id: int) -> Customer | None: ...
+    def fetch_customer(self, remote_id: int, email: str | None = None) -> Customer | None: ...
 
     def fetch_customers_by_email(self, email: str) -> list[Customer]: ...
 
@@ -224,11 +224,7 @@ class _UpdateOutcome:
 
 def _send_update(remote, row, writable: dict[str, Any], policy: str) -> _UpdateOutcome:
     """Runs on a pool thread: re-read, merge, update. Touches no database."""
-    try:
-        current = remote.fetch_customer(row.remote_id)
-    except NotFoundError:
-        found = remote.fetch_customers_by_email(row.base.get("customeremail") or "")
-        current = next((c for c in found if c.remote_id == row.remote_id), None)
+    current = remote.fetch_customer(row.remote_id, email=row.base.get("customeremail"))
     if current is None:
         return _UpdateOutcome(error="this customer no longer exists in Solar Proof; the next syncs confirm "
                                     "the delete and move it to deleted_customers")
