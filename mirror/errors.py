@@ -2,6 +2,7 @@
 
     MirrorError
     ├── ConfigError                 bad settings; the CLI exits 2
+    ├── Interrupted                 a stop was asked for (SIGTERM); work stopped between pages
     ├── WireError                   a payload field the wire layer cannot read (names the field)
     └── ApiError                    anything that went wrong talking to Solar Proof (names the action)
         ├── TransientApiError       worth retrying: network, 5xx, 429, a garbled body, DELETION_FAILED, UNKNOWN
@@ -30,6 +31,10 @@ class ConfigError(MirrorError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class Interrupted(MirrorError):
+    """The run stopped early because the process was asked to stop; what was written stays."""
 
 
 class WireError(MirrorError):

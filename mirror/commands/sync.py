@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -13,8 +14,9 @@ import structlog
 from mirror.api import SolarProofClient
 from mirror.clock import utc_now_text
 from mirror.config import Settings
-from mirror.errors import ApiUnavailableError, AuthError, MirrorError, PermanentApiError
+from mirror.errors import ApiUnavailableError, AuthError, Interrupted, MirrorError, PermanentApiError
 from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE
+from mirror.lock import LockBusy, sync_lock
 from mirror.progress import WalkProgress
 from mirror.store import Store
 from mirror.store.runs import finish_run, start_run
@@ -40,13 +42,24 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     parser.add_argument("--allow-mass-delete", action="store_true",
                         help="apply deletes even beyond [sync] mass_delete_share of the mirror")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on a terminal")
+    parser.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                        help="how long to wait for a sync another process is running (default 60)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     show_progress = not args.no_progress and sys.stderr.isatty()
-    code, report = sync_once(settings, allow_mass_delete=args.allow_mass_delete, show_progress=show_progress,
-                             pull=not args.push_only, push=not args.pull_only, dry_run=args.dry_run)
+    try:
+        lock = sync_lock(settings.database_path, "spmirror sync")
+        lock.acquire(wait_seconds=args.wait)
+    except LockBusy as exc:
+        print(f"Error: another sync of this mirror is running: {exc.holder}\n"
+              f"Try: wait for it (spmirror status), or spmirror sync --wait {int(args.wait * 2 or 60)}",
+              file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    with lock:
+        code, report = sync_once(settings, allow_mass_delete=args.allow_mass_delete, show_progress=show_progress,
+                                 pull=not args.push_only, push=not args.pull_only, dry_run=args.dry_run)
     if args.dry_run and report is not None:
         print(render_plan(report))
     return code
@@ -78,7 +91,8 @@ def render_plan(report: SyncReport) -> str:
     return "\n".join(lines)
 
 
-def pull_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = False) -> PullOptions:
+def pull_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = False,
+                 stop: threading.Event | None = None) -> PullOptions:
     return PullOptions(
         max_in_flight=settings[("api", "max_in_flight")],
         max_pages=settings[("api", "max_pages")],
@@ -87,6 +101,7 @@ def pull_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = Fa
         enrich=settings[("sync", "enrich")],
         conflict_policy=settings[("sync", "conflict_policy")],
         dry_run=dry_run,
+        stop=stop,
     )
 
 
@@ -103,7 +118,8 @@ def push_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = Fa
 
 def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progress: bool = False,
               pull: bool = True, push: bool = True, dry_run: bool = False,
-              client: SolarProofClient | None = None) -> tuple[int, SyncReport | None]:
+              client: SolarProofClient | None = None,
+              stop: threading.Event | None = None) -> tuple[int, SyncReport]:
     """One sync run (push, then pull), recorded in sync_runs and logged as one `sync_finished` line.
 
     Pushing first sends local edits while their base is fresh; the pull that follows then sees
@@ -127,7 +143,7 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                                            run_id=run_id, now=utc_now_text)
                 if pull:
                     pulled = run_pull(
-                        store, client, pull_options(settings, allow_mass_delete, dry_run), run_id=run_id,
+                        store, client, pull_options(settings, allow_mass_delete, dry_run, stop), run_id=run_id,
                         now=utc_now_text, on_page=WalkProgress(expected) if show_progress else None,
                     )
                     for name in PullReport.__dataclass_fields__:
@@ -136,6 +152,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                 result, code = "ok", EXIT_OK
             except (MassDeleteRefused, LocalDeleteRefused) as exc:
                 result, error, code = "refused", str(exc), EXIT_REFUSED
+            except Interrupted as exc:
+                result, error, code = "interrupted", str(exc), EXIT_OK
             except AuthError as exc:
                 result, error, code = "failed", f"{exc} (check [api] key / SPMIRROR_API_KEY)", EXIT_USAGE
             except ApiUnavailableError as exc:
@@ -155,7 +173,7 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
     event("sync_finished", run_id=run_id, result=result, exit_code=code, dry_run=dry_run,
           seconds=round(time.perf_counter() - started, 3), error=error,
           api_calls=sum(client.stats.calls.values()), **report.counts())
-    if error:
+    if error and result != "interrupted":
         print(f"Error: {error}", file=sys.stderr)
         hint = {EXIT_REFUSED: "spmirror sync --allow-mass-delete, if the deletes are real",
                 EXIT_UNAVAILABLE: "spmirror sync again later; nothing was deleted",

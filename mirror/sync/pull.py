@@ -8,6 +8,7 @@ Deletes are planned only from a complete walk (see planner.plan_deletes).
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import structlog
 
 from mirror.changes import CREATE, REFRESH, UPDATE, Pulled, RemoteChange
 from mirror.customer import Customer
-from mirror.errors import ApiError, IncompleteWalkError, MirrorError, WireError
+from mirror.errors import ApiError, IncompleteWalkError, Interrupted, MirrorError, WireError
 from mirror.fingerprint import content_hash, raw_hash
 from mirror.store import Store, to_json
 from mirror.store.remote_writes import apply_remote_changes, delete_customers, mark_missing
@@ -66,6 +67,7 @@ class PullOptions:
     enrich: bool = False
     conflict_policy: str = "manual"
     dry_run: bool = False  # walk and plan, write nothing
+    stop: threading.Event | None = None  # set by a signal: stop after the current page
     batch_records: int = 2000  # pending changed records that trigger a write (whole pages only)
 
 
@@ -139,6 +141,12 @@ def run_pull(
             pending = []
         if on_page is not None:
             on_page(page, report)
+        if options.stop is not None and options.stop.is_set():
+            # Pages so far are written, each whole; no deletes are applied from a partial walk.
+            _flush(store, remote, options, pending, base, report, run_id, now(), initial_import)
+            if initial_import and not options.dry_run:
+                store.rebuild_search_index()
+            raise Interrupted(f"stopped after page {page.number} of the listing, as asked")
     report.complete = walk.complete
     if initial_import and not options.dry_run:
         store.rebuild_search_index()
