@@ -13,14 +13,14 @@ from typing import Sequence
 import structlog
 
 from mirror import __version__
-from mirror.commands import demo, resolve, simulate, status, sync
-from mirror.config import load_settings
+from mirror.commands import demo, resolve, run, simulate, status, sync
+from mirror.config import Settings, load_settings
 from mirror.errors import ConfigError
 from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from mirror.logs import configure_logging
 from mirror.redaction import redact_text
 
-COMMANDS = (sync, status, resolve, demo, simulate)
+COMMANDS = (sync, run, status, resolve, demo, simulate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,23 +37,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_for(args: argparse.Namespace) -> Settings:
+    """Load and check the settings a command needs (raises ConfigError listing every problem)."""
+    settings = load_settings(args.config)
+    if getattr(args, "needs_api_key", True) and not settings.api_key:
+        raise ConfigError(["[api] key is not set: set SPMIRROR_API_KEY, [api] key_file, "
+                           "or systemd LoadCredential=api_key"])
+    return settings
+
+
+def apply_logging(settings: Settings) -> None:
+    fmt = settings[("logging", "format")]
+    configure_logging(level=settings[("logging", "level")], json=None if fmt == "auto" else fmt == "json",
+                      secrets=settings.secrets())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code."""
     args = build_parser().parse_args(argv)
     settings = None
     if getattr(args, "needs_settings", True):
         try:
-            settings = load_settings(args.config)
-            if getattr(args, "needs_api_key", True) and not settings.api_key:
-                raise ConfigError(["[api] key is not set: set SPMIRROR_API_KEY, [api] key_file, "
-                                   "or systemd LoadCredential=api_key"])
+            settings = settings_for(args)
         except ConfigError as exc:
             print(f"Error: {exc}\nTry: spmirror {args.command} --help; every setting is in config.example.toml",
                   file=sys.stderr)
             return EXIT_USAGE
-        fmt = settings[("logging", "format")]
-        configure_logging(level=settings[("logging", "level")], json=None if fmt == "auto" else fmt == "json",
-                          secrets=settings.secrets())
+        apply_logging(settings)
     try:
         return args.handler(args, settings)
     except KeyboardInterrupt:

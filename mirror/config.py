@@ -119,6 +119,8 @@ def _text(value: Any) -> str:
 
 def _listen(value: Any) -> str:
     text = str(value).strip()
+    if text == "":
+        return text  # off
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("expected host:port, such as 127.0.0.1:8787")
@@ -159,6 +161,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync", "push_deletes", _boolean, False),
     Setting("logging", "level", _choice("debug", "info", "warning", "error"), "info"),
     Setting("logging", "format", _choice("auto", "json", "console"), "auto"),
+    Setting("daemon", "watch_interval", _positive_duration, 2.0),
+    Setting("daemon", "metrics_listen", _listen, ""),
     Setting("webhooks", "listen", _listen, "127.0.0.1:8787"),
     Setting("webhooks", "token", _text, "", secret=True),
 )

@@ -89,5 +89,6 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
-    for noisy in ("httpx", "httpcore"):
+    # APScheduler logs every job run at INFO (the watch job runs every two seconds).
+    for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(numeric_level, logging.WARNING))

@@ -140,6 +140,8 @@ LONG_NAME_SAMPLES = {
     ("sync", "push_deletes"): ("yes", True),
     ("logging", "level"): ("debug", "debug"),
     ("logging", "format"): ("json", "json"),
+    ("daemon", "watch_interval"): ("1s", 1.0),
+    ("daemon", "metrics_listen"): ("127.0.0.1:9465", "127.0.0.1:9465"),
     ("webhooks", "listen"): ("0.0.0.0:9000", "0.0.0.0:9000"),
     ("webhooks", "token"): ("tok-123", "tok-123"),
 }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 from mirror.config import Settings
 from mirror.exit_codes import EXIT_OK, EXIT_USAGE
@@ -28,11 +30,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     with Store.open(path) as store:
         summary = status_summary(store)
+    summary["daemon"] = read_daemon_state(path)
     if args.json:
         print(json.dumps(summary, indent=2))
         return EXIT_OK
     print(render(summary))
     return EXIT_OK
+
+
+def read_daemon_state(database: Path) -> dict | None:
+    """The running daemon's own account of itself, if one is running."""
+    from mirror.daemon import daemon_state_path
+
+    try:
+        state = json.loads(daemon_state_path(database).read_text())
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
 
 
 def render(summary: dict) -> str:
@@ -46,6 +61,9 @@ def render(summary: dict) -> str:
         f"history rows    {summary['changes']}",
         f"rejected        {summary['rejected_records']}",
     ]
+    daemon = summary.get("daemon")
+    lines.append(f"daemon          running, pid {daemon['pid']}: {daemon['status']}" if daemon else
+                 "daemon          not running")
     last, ok = summary["last_run"], summary["last_success"]
     if last:
         lines.append(f"last sync       {last['started_at']} {last['result']}"

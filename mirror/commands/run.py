@@ -1,0 +1,32 @@
+"""`spmirror run`: the daemon (see mirror.daemon), as systemd or a terminal runs it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mirror.config import Settings
+from mirror.exit_codes import EXIT_UNAVAILABLE
+from mirror.lock import LockBusy
+
+
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "run", parents=[common], help="run as a service: sync on a schedule, push local edits within seconds",
+        description="Sync every [sync] interval (default 5m) and push local edits within seconds of "
+        "their commit. For systemd (Type=notify: READY, STATUS and WATCHDOG messages) or a terminal. "
+        "SIGTERM or Ctrl-C stops it cleanly; SIGHUP reloads the configuration.",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from mirror.cli import apply_logging, settings_for
+    from mirror.daemon import Daemon
+
+    try:
+        return Daemon(lambda: settings_for(args), apply_logging).run()
+    except LockBusy as exc:
+        print(f"Error: another spmirror run already serves {settings.database_path}: {exc.holder}\n"
+              f"Try: systemctl status spmirror, or stop the other process first", file=sys.stderr)
+        return EXIT_UNAVAILABLE
