@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mirror.customer import BEST_CONTACT_COLUMNS, LABEL_COLUMNS, Customer
+from mirror.customer import BEST_CONTACT_COLUMNS, CUSTOMER_COLUMNS, LABEL_COLUMNS, Customer
 from mirror.vocabulary import (
     CONTACT_TIMES,
     STATUS_IDS,
@@ -72,17 +72,11 @@ def customer_from_project(payload: Any) -> Customer:
     )
 
 
-CANONICAL_TEXT = (
-    "customerfirstname",
-    "customersurname",
-    "customeremail",
-    "customerphone1",
-    "customerphone2",
-    "customercompanyname",
-    "customercompanyphone",
-    "customerabn",
-    "customer_site_address",
-)
+# The canonical object's plain text members: every column but the id, the integers, the date
+# and the contact-time flags (which it nests in best_contact_times).
+_NOT_TEXT = {"pkcustomerid", "fkcustomerstatusid", "fkcustomertypeid", "customergstregistered", "created_at",
+             *BEST_CONTACT_COLUMNS}
+CANONICAL_TEXT = tuple(c for c in CUSTOMER_COLUMNS if c not in _NOT_TEXT)
 CANONICAL_CARRIES = frozenset(ALL_FIELDS) - set(LABEL_COLUMNS)
 
 
