@@ -259,3 +259,5 @@ class CreateIntent(SQLModel, table=True):
     local_id: int = Field(primary_key=True)  # customers.id
     email: str
     sent_at: str
+    # Complete walks since the POST that did not list the customer: after one, it was not created.
+    complete_walks_since: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})

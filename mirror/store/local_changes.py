@@ -30,6 +30,7 @@ class LocalRow:
     base: Mapping[str, Any] | None
     sync_state: str
     intent_sent_at: str | None = None  # a create that was sent before and never confirmed
+    intent_walks: int = 0  # complete walks since that create that did not list it
 
 
 def _text(value: Any) -> str | None:
@@ -58,11 +59,11 @@ def iter_edited_rows(store: Store) -> list[LocalRow]:
 def iter_new_rows(store: Store) -> list[LocalRow]:
     """Rows people inserted (no pkcustomerid) that are waiting to be created."""
     rows = store.db.execute(
-        f"SELECT c.id, c.sync_state, i.sent_at, {_COLUMNS} FROM customers c "
+        f"SELECT c.id, c.sync_state, i.sent_at, i.complete_walks_since, {_COLUMNS} FROM customers c "
         f"LEFT JOIN create_intents i ON i.local_id = c.id "
         f"WHERE c.pkcustomerid IS NULL AND c.sync_state = 'pending' ORDER BY c.id"
     )
-    return [LocalRow(row[0], None, dict(zip(FIELDS, row[3:])), None, row[1], row[2]) for row in rows]
+    return [LocalRow(row[0], None, dict(zip(FIELDS, row[4:])), None, row[1], row[2], row[3] or 0) for row in rows]
 
 
 def settle_pending_without_changes(store: Store) -> int:
@@ -97,10 +98,11 @@ def mark_error(store: Store, local_id: int, message: str, intended: Mapping[str,
 
 def record_pushed_update(
     store: Store, row: LocalRow, pushed: Mapping[str, Any], remote_now: Mapping[str, Any], run_id: str, now: str,
-    still_differs: str | None,
+    still_differs: str | None, settle: bool = True,
 ) -> None:
     """After a successful update: the base takes the pushed values (so they do not come back as
-    remote changes), history records them, and the row is synced or keeps its error."""
+    remote changes) and history records them; with `settle`, the row becomes synced (or keeps
+    its error), unless someone edited it again meanwhile."""
     names = sorted(pushed)
     with store.transaction() as db:
         if names:
@@ -111,7 +113,7 @@ def record_pushed_update(
         db.executemany(_HISTORY, [(now, row.remote_id, n, _text(row.base.get(n)), _text(pushed[n]), "local", run_id)
                                   for n in names])
         current = db.execute(f"SELECT {', '.join(FIELDS)} FROM customers WHERE id=?", (row.local_id,)).fetchone()
-        if current is None:
+        if current is None or not settle:
             return
         if still_differs:
             db.execute("UPDATE customers SET sync_state='error', sync_error=? WHERE id=?", (still_differs, row.local_id))
@@ -204,6 +206,14 @@ def record_remote_delete(store: Store, row: LocalRow, run_id: str, now: str) -> 
         db.execute("DELETE FROM customer_base WHERE pkcustomerid=?", (row.remote_id,))
         db.execute(_HISTORY, (now, row.remote_id, "(deleted)", _text(row.base.get("customeremail")), None,
                               "local", run_id))
+
+
+def record_overridden(store: Store, remote_id: int, overridden: Mapping[str, tuple], run_id: str, now: str) -> None:
+    """Keep local values that remote_wins replaced, in history, so they are never lost."""
+    with store.transaction() as db:
+        db.executemany(_HISTORY, [(now, remote_id, name, _text(local_value), _text(remote_value),
+                                   "local overridden (remote_wins)", run_id)
+                                  for name, (local_value, remote_value) in overridden.items()])
 
 
 def update_base(store: Store, remote_id: int, values: Mapping[str, Any]) -> None:

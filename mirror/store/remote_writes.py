@@ -91,9 +91,11 @@ def _base_row(change: RemoteChange, now: str) -> tuple:
 
 
 def _write_customer_rows(db, changes: list[RemoteChange], policy: str, run_id: str, now: str) -> list[tuple[int, str]]:
-    creates = [tuple(c.fields[name] for name in FIELDS) for c in changes if c.kind == CREATE]
+    creates = [c for c in changes if c.kind == CREATE]
     if creates:
-        db.executemany(_CUSTOMER_UPSERT, creates)
+        adopted = _adopt_created(db, creates, run_id, now)
+        db.executemany(_CUSTOMER_UPSERT, [tuple(c.fields[name] for name in FIELDS) for c in creates
+                                          if c.remote_id not in adopted])
     updates = [c for c in changes if c.kind == UPDATE]
     if not updates:
         return []
@@ -123,6 +125,44 @@ def _write_customer_rows(db, changes: list[RemoteChange], policy: str, run_id: s
         db.executemany(f"UPDATE customers SET {assignments} WHERE pkcustomerid=?", rows)
     db.executemany(_HISTORY_INSERT, history)
     return conflicts
+
+
+def _adopt_created(db, creates: list[RemoteChange], run_id: str, now: str) -> set[int]:
+    """Give new remote customers to local rows whose create was sent but never confirmed.
+
+    A create whose response was lost leaves an intent; when the listing shows a customer we have
+    never seen with that email, it is the one we created: the local row takes its id instead of
+    the pull adding a second row (and the push then creating a third customer).
+    """
+    intents = {}
+    for local_id, email in db.execute("SELECT local_id, email FROM create_intents ORDER BY local_id"):
+        intents.setdefault(email.strip().lower(), local_id)
+    adopted: set[int] = set()
+    if not intents:
+        return adopted
+    # The newest customer with the email is the likeliest to be ours.
+    for change in sorted(creates, key=lambda c: -c.remote_id):
+        local_id = intents.get((change.fields.get("customeremail") or "").strip().lower())
+        if local_id is None:
+            continue
+        cursor = db.execute(
+            f"UPDATE customers SET {', '.join(f'{n}=?' for n in FIELDS)}, sync_state='synced', sync_error=NULL "
+            f"WHERE id=? AND pkcustomerid IS NULL",
+            (*(change.fields[n] for n in FIELDS), local_id),
+        )
+        db.execute("DELETE FROM create_intents WHERE local_id=?", (local_id,))
+        intents = {email: lid for email, lid in intents.items() if lid != local_id}
+        if cursor.rowcount:
+            adopted.add(change.remote_id)
+            db.execute(_HISTORY_INSERT, (now, change.remote_id, "(created)", None, change.fields.get("customeremail"),
+                                         "local (adopted)", run_id))
+    return adopted
+
+
+def count_walk_for_intents(store: Store) -> None:
+    """A complete walk ended: create intents still open were not listed by it."""
+    with store.transaction() as db:
+        db.execute("UPDATE create_intents SET complete_walks_since = complete_walks_since + 1")
 
 
 def _local_rows(db, remote_ids: list[int]) -> dict[int, dict]:

@@ -21,7 +21,7 @@ from mirror.customer import Customer
 from mirror.errors import ApiError, IncompleteWalkError, Interrupted, MirrorError, WireError
 from mirror.fingerprint import content_hash, raw_hash
 from mirror.store import Store, to_json
-from mirror.store.remote_writes import apply_remote_changes, delete_customers, mark_missing
+from mirror.store.remote_writes import apply_remote_changes, count_walk_for_intents, delete_customers, mark_missing
 from mirror.store.runs import record_rejected
 from mirror.sync.planner import plan_deletes, plan_remote_change
 from mirror.walk import CustomerWalk, Page, PageSource
@@ -153,6 +153,8 @@ def run_pull(
     if not walk.complete:  # the walk raises first; this keeps the rule in plain sight
         raise IncompleteWalkError("getallcustomers", "the listing ended early; no deletes applied")
     _apply_deletes(store, remote, options, base, walk.remote_ids, report, run_id, now)
+    if not options.dry_run:
+        count_walk_for_intents(store)
     report.seconds = time.perf_counter() - started
     if initial_import:
         log.info("initial_import_finished", customers=report.created, run_id=run_id)

@@ -135,8 +135,16 @@ def _push_creates(store, remote, options, report, run_id, now) -> None:
         report.planned.append(f"createcustomer for row {row.local_id} ({row.fields.get('customeremail')})")
         if options.dry_run:
             continue
-        if row.intent_sent_at is not None and _adopt(store, remote, row, report, run_id, now, "local (adopted)"):
-            continue
+        if row.intent_sent_at is not None:
+            if _adopt(store, remote, row, report, run_id, now, "local (adopted)"):
+                continue
+            if row.intent_walks == 0:
+                # The lookup answers one customer per email, so a create reusing an email may be
+                # invisible to it; only a complete walk that does not list it proves it absent.
+                report.unknown += 1
+                log.info("create_awaiting_confirmation", local_id=row.local_id,
+                         reason="sent before with no answer; the next complete walk adopts it or proves it absent")
+                continue
         local.record_create_intent(store, row, now())
         try:
             new_id = remote.create_customer(writable)
@@ -217,8 +225,10 @@ def _push_updates(store, remote, options, report, run_id, now) -> None:
 @dataclass
 class _UpdateOutcome:
     pushed: dict[str, Any] = field(default_factory=dict)
-    remote_values: dict[str, Any] = field(default_factory=dict)  # to write locally (remote_wins)
+    remote_values: dict[str, Any] = field(default_factory=dict)  # to write locally (remote changed, or remote_wins)
+    overridden: dict[str, tuple] = field(default_factory=dict)  # remote_wins: field -> (local, remote)
     conflicts: dict[str, tuple] = field(default_factory=dict)
+    converged: dict[str, Any] = field(default_factory=dict)  # Solar Proof already holds the local value
     error: str | None = None
 
 
@@ -231,7 +241,9 @@ def _send_update(remote, row, writable: dict[str, Any], policy: str) -> _UpdateO
     now_remote = {n: current.fields.get(n) for n in writable if n in current.carried}
     merge = merge_fields(row.base, row.fields, {**{n: row.base.get(n) for n in writable}, **now_remote},
                          writable, policy)
-    outcome = _UpdateOutcome(remote_values=merge.to_local, conflicts=merge.conflicts)
+    decided = set(merge.to_push) | set(merge.to_local) | set(merge.conflicts)
+    outcome = _UpdateOutcome(remote_values=merge.to_local, overridden=merge.overridden, conflicts=merge.conflicts,
+                             converged={n: row.fields[n] for n in writable if n not in decided})
     if merge.to_push:
         try:
             remote.update_customer(row.remote_id, merge.to_push)
@@ -254,6 +266,11 @@ def _record_update(store, row, writable, outcome: _UpdateOutcome, report, run_id
         return
     if outcome.remote_values:
         local.write_remote_values(store, row, outcome.remote_values)
+    if outcome.overridden:
+        local.record_overridden(store, row.remote_id, outcome.overridden, run_id, now())
+    if outcome.converged:
+        # Both sides made the same edit: nothing to send, and the base agrees from now on.
+        local.update_base(store, row.remote_id, outcome.converged)
     if outcome.conflicts:
         # The base takes the remote side (as a pull would), so the conflict is recorded once.
         local.update_base(store, row.remote_id, {n: remote for n, (_b, _l, remote) in outcome.conflicts.items()})
@@ -262,14 +279,13 @@ def _record_update(store, row, writable, outcome: _UpdateOutcome, report, run_id
         report.conflicts += len(outcome.conflicts)
         for name in outcome.conflicts:
             log.warning("conflict_found", remote_id=row.remote_id, field=name)
+    read_only = sorted(n for n, v in row.fields.items()
+                       if n not in WRITABLE_FIELDS and not same(v, row.base.get(n)))
+    message = f"{', '.join(read_only)} {READ_ONLY_REASON}; the edit is kept here and not sent" if read_only else None
+    # Pushed values go into the base even beside a conflict, so they never come back as remote changes.
+    local.record_pushed_update(store, row, outcome.pushed, {}, run_id, now(), message,
+                               settle=not outcome.conflicts)
     if outcome.pushed:
-        still = row.fields.get  # read-only differences keep the row in error
-        read_only = sorted(n for n, v in row.fields.items() if n not in WRITABLE_FIELDS
-                           and not same(still(n), row.base.get(n)))
-        message = (f"{', '.join(read_only)} {READ_ONLY_REASON}; the edit is kept here and not sent"
-                   if read_only else None)
-        if not outcome.conflicts:
-            local.record_pushed_update(store, row, outcome.pushed, {}, run_id, now(), message)
         report.updated += 1
         log.info("customer_update_pushed", remote_id=row.remote_id, fields=sorted(outcome.pushed))
 
