@@ -77,7 +77,8 @@ def test_the_layer_check_catches_a_violation():
     ("httpx", {"mirror.api"}),
     ("sqlalchemy", {"mirror.models", "mirror.store"}),
     ("sqlmodel", {"mirror.models", "mirror.store"}),
-    ("apscheduler", set()),
+    ("apscheduler", {"mirror.daemon"}),
+    ("prometheus_client", {"mirror.metrics"}),
 ])
 def test_each_third_party_library_has_one_home(library, homes):
     """Only the named modules import the library (the simulator, a separate program, aside)."""
