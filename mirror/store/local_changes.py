@@ -97,7 +97,7 @@ def mark_error(store: Store, local_id: int, message: str, intended: Mapping[str,
 
 
 def record_pushed_update(
-    store: Store, row: LocalRow, pushed: Mapping[str, Any], remote_now: Mapping[str, Any], run_id: str, now: str,
+    store: Store, row: LocalRow, pushed: Mapping[str, Any], run_id: str, now: str,
     still_differs: str | None, settle: bool = True,
 ) -> None:
     """After a successful update: the base takes the pushed values (so they do not come back as

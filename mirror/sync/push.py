@@ -204,7 +204,7 @@ def _push_updates(store, remote, options, report, run_id, now) -> None:
         elif not read_only and not options.dry_run:
             # Only differences the mirror treats as equal ("" and NULL): let the base agree.
             local.update_base(store, row.remote_id, {n: v for n, v in row.fields.items() if v != row.base.get(n)})
-            local.record_pushed_update(store, row, {}, {}, run_id, now(), None)
+            local.record_pushed_update(store, row, {}, run_id, now(), None)
     if options.dry_run or not sendable:
         return
     with ThreadPoolExecutor(max_workers=options.max_in_flight, thread_name_prefix="spmirror-push") as pool:
@@ -283,8 +283,7 @@ def _record_update(store, row, writable, outcome: _UpdateOutcome, report, run_id
                        if n not in WRITABLE_FIELDS and not same(v, row.base.get(n)))
     message = f"{', '.join(read_only)} {READ_ONLY_REASON}; the edit is kept here and not sent" if read_only else None
     # Pushed values go into the base even beside a conflict, so they never come back as remote changes.
-    local.record_pushed_update(store, row, outcome.pushed, {}, run_id, now(), message,
-                               settle=not outcome.conflicts)
+    local.record_pushed_update(store, row, outcome.pushed, run_id, now(), message, settle=not outcome.conflicts)
     if outcome.pushed:
         report.updated += 1
         log.info("customer_update_pushed", remote_id=row.remote_id, fields=sorted(outcome.pushed))
