@@ -61,6 +61,8 @@ def write_daemon_state(database: Path, state: dict) -> None:
 class Daemon:
     """The scheduler, its jobs and its signals. `load_settings` is called again on SIGHUP."""
 
+    STOP_TIMEOUT = 50.0  # seconds to wait for a job in flight after SIGTERM (systemd allows 60)
+
     def __init__(self, load_settings: Callable[[], Settings], apply_logging: Callable[[Settings], None]):
         self._load_settings = load_settings
         self._apply_logging = apply_logging
@@ -73,6 +75,8 @@ class Daemon:
         self._failures = 0
         self._data_version: int | None = None
         self._watch_connection: sqlite3.Connection | None = None
+        self._push_wanted = False  # edits seen while another sync held the lock
+        self._job_running = threading.Lock()  # held while a sync job runs; run() waits on it
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -86,9 +90,13 @@ class Daemon:
             self._start_metrics()
             self._schedule()
             self._install_signals()
+            # The watch job compares against this: an edit committed from now on is seen.
+            self._data_version = self._watch().execute("PRAGMA data_version").fetchone()[0]
             log.info("daemon_started", database=str(self.database), interval=self._interval())
             notify("READY=1", "STATUS=started; first sync running")
             self.scheduler.start()  # blocks until a signal shuts it down
+            if not self._job_running.acquire(timeout=self.STOP_TIMEOUT):
+                log.error("daemon_stop_timed_out", seconds=self.STOP_TIMEOUT)
         finally:
             notify("STOPPING=1")
             self.client.close()
@@ -127,8 +135,11 @@ class Daemon:
     def _on_stop(self, signum: int, _frame: object) -> None:
         log.info("daemon_stopping", signal=signal.Signals(signum).name)
         self.stop.set()
-        # wait=False here (we are inside a signal handler); start() returns once jobs finish.
-        threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+        # Not shutdown(wait=True): it holds the scheduler's lock while it waits for jobs, and a
+        # job that asks the scheduler anything would wait for it forever. Stop the loop from a
+        # thread (a signal handler may interrupt the scheduler inside its own lock); run() then
+        # waits for the job in flight, which the stop event ends after its current page.
+        threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": False}, daemon=True).start()
 
     def _on_reload(self, _signum: int, _frame: object) -> None:
         try:
@@ -160,12 +171,13 @@ class Daemon:
         except LockBusy as exc:
             log.info("sync_skipped", reason=f"another sync holds the lock ({exc.holder})")
             return None
-        with lock:
+        with lock, self._job_running:
             started = time.monotonic()
             code, report = sync_once(self.settings, pull=not push_only, stop=self.stop, client=self.client)
             self.metrics.record_run("ok" if code == EXIT_OK else f"exit_{code}", code == EXIT_OK,
                                     time.monotonic() - started)
-        self._after_run(code, push_only)
+            if not self.stop.is_set():
+                self._after_run(code, push_only)
         return code
 
     def _after_run(self, code: int, push_only: bool) -> None:
@@ -191,15 +203,18 @@ class Daemon:
         notify(f"STATUS={status}")
         write_daemon_state(self.database, {"pid": os.getpid(), "status": status, "next_sync": next_run})
 
-    def _watch_job(self) -> None:
-        """Push soon after someone commits an edit, without waiting for the next full sync."""
+    def _watch(self) -> sqlite3.Connection:
         if self._watch_connection is None:
             self._watch_connection = sqlite3.connect(self.database, check_same_thread=False)
-        connection = self._watch_connection
+        return self._watch_connection
+
+    def _watch_job(self) -> None:
+        """Push soon after someone commits an edit, without waiting for the next full sync."""
+        connection = self._watch()
         version = connection.execute("PRAGMA data_version").fetchone()[0]
-        changed = self._data_version is not None and version != self._data_version
+        changed = version != self._data_version
         self._data_version = version
-        if not changed:
+        if not changed and not self._push_wanted:
             return
         pending = connection.execute("SELECT count(*) FROM customers WHERE sync_state = 'pending'").fetchone()[0]
         deleted = connection.execute(
@@ -208,9 +223,12 @@ class Daemon:
         ).fetchone()[0]
         if pending or deleted:
             log.info("local_edits_seen", pending=pending, deleted=deleted)
-            self._sync_job(push_only=True)
+            # None: another sync holds the lock; keep asking until this push gets its turn.
+            self._push_wanted = self._sync_job(push_only=True) is None and not self.stop.is_set()
             # Our own push committed too; do not take that as another person's edit.
             self._data_version = connection.execute("PRAGMA data_version").fetchone()[0]
+        else:
+            self._push_wanted = False
 
     def _start_metrics(self) -> None:
         listen = self.settings[("daemon", "metrics_listen")]

@@ -171,8 +171,8 @@ class DaemonProcess:
     def shutdown(self) -> None:
         """Teardown: SIGTERM, then SIGKILL if it does not stop within 3 s (at once if it ignored one already).
 
-        A healthy daemon stops in well under a second; the SIGTERM-during-a-sync deadlock (see the
-        xfail test) would otherwise hold teardown for the whole grace period.
+        A healthy daemon stops in well under a second; the bound keeps a hung one (a regression of
+        the SIGTERM-during-a-sync deadlock fixed earlier) from holding teardown for long.
         """
         if self.proc.poll() is None:
             if not self.terminated:
@@ -332,8 +332,8 @@ def test_local_edit_reaches_the_api_within_seconds_and_is_pushed_once(harness, r
     """A committed UPDATE from another connection reaches the simulator within 5 s, as exactly one updatecustomer."""
     daemon = harness.start()
     synced = harness.wait_first_sync(daemon)
-    # The watch job (every 0.2 s from start) takes its first look before the first ping (0.5 s from
-    # start); an edit committed before that look is missed (see the xfail test below).
+    # Waiting for the first ping keeps this test about the steady state; the edit made before the
+    # watch job's first look has its own test below.
     harness.notes.wait_for(lambda line: line == "WATCHDOG=1", timeout=5, start=synced, message="WATCHDOG=1")
     first, second = harness.sim.account.ids()[7], harness.sim.account.ids()[42]
     value = "0412 909 808"
@@ -362,10 +362,6 @@ def test_local_edit_reaches_the_api_within_seconds_and_is_pushed_once(harness, r
     assert daemon.running()
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "BUG: Daemon._watch_job takes its first PRAGMA data_version as a baseline (self._data_version is None), "
-    "so an edit committed after the first sync's push but before the watch job's first look is never seen "
-    "as a change; it waits for the next full sync ([sync] interval, 5 min by default)"))
 def test_edit_committed_before_the_first_watch_look_is_pushed_within_seconds(harness):
     """An edit committed right after the first sync, before the watch job's first look (2 s), still reaches the API within 5 s."""
     daemon = harness.start(env=harness.env | {"SPMIRROR_DAEMON_WATCH_INTERVAL": "2s"})
@@ -377,10 +373,6 @@ def test_edit_committed_before_the_first_watch_look_is_pushed_within_seconds(har
                message="the edit to reach the simulator")
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "BUG: when the watch job's push finds the sync lock busy (_sync_job logs sync_skipped and returns None), "
-    "_watch_job still stores the new PRAGMA data_version, so the edit is no longer seen as a change and is "
-    "not pushed when the lock frees; it waits for the next full sync ([sync] interval)"))
 def test_edit_seen_while_another_sync_runs_is_pushed_once_the_lock_frees(harness):
     """An edit the watch job saw while another process held the sync lock is pushed within 5 s of the lock's release."""
     daemon = harness.start()
@@ -486,10 +478,6 @@ def test_sigterm_exits_0_cleanly_and_releases_the_run_lock(harness):
     assert again.running()
 
 
-@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired, reason=(
-    "BUG: deadlock on SIGTERM during a sync job: Daemon._on_stop runs scheduler.shutdown(wait=True), which "
-    "holds APScheduler's _jobstores_lock while it joins the executor's threads, and the running job's "
-    "_after_run then calls scheduler.get_job('sync'), which needs that lock; the process never exits"))
 def test_sigterm_during_a_slow_walk_exits_0_and_records_interrupted(make_harness):
     """SIGTERM in the middle of a slow first walk exits 0 within 10 s and leaves the run recorded as 'interrupted'."""
     harness = make_harness(customers=3000)
