@@ -43,6 +43,13 @@ from mirror.store import Store
 
 log = structlog.get_logger()
 
+# Rows a push would send now: pending ones, except creates that were sent and await the next
+# complete walk to confirm them (pushing again would only repeat the lookup).
+_PUSHABLE = (
+    "SELECT count(*) FROM customers WHERE sync_state = 'pending' AND NOT (pkcustomerid IS NULL AND id IN "
+    "(SELECT local_id FROM create_intents WHERE complete_walks_since = 0))"
+)
+
 
 def daemon_state_path(database: Path) -> Path:
     return database.with_name(database.name + ".daemon.json")
@@ -75,7 +82,8 @@ class Daemon:
         self._failures = 0
         self._data_version: int | None = None
         self._watch_connection: sqlite3.Connection | None = None
-        self._push_wanted = False  # edits seen while another sync held the lock
+        self._push_wanted = False  # edits seen but not pushed yet (lock busy, API paused)
+        self._push_not_before = 0.0  # monotonic time before which the watch job does not push
         self._job_running = threading.Lock()  # held while a sync job runs; run() waits on it
 
     # -- life cycle ----------------------------------------------------------------------
@@ -209,26 +217,34 @@ class Daemon:
         return self._watch_connection
 
     def _watch_job(self) -> None:
-        """Push soon after someone commits an edit, without waiting for the next full sync."""
+        """Push soon after someone commits an edit, without waiting for the next full sync.
+
+        The version is taken before the push: an edit committed while the push runs (which the
+        push may not have seen) changes it again, so the next look catches it. Our own commits
+        change it too; that costs one count query on the next look, no more.
+        """
         connection = self._watch()
         version = connection.execute("PRAGMA data_version").fetchone()[0]
-        changed = version != self._data_version
-        self._data_version = version
-        if not changed and not self._push_wanted:
+        if version == self._data_version and not self._push_wanted:
             return
-        pending = connection.execute("SELECT count(*) FROM customers WHERE sync_state = 'pending'").fetchone()[0]
+        self._data_version = version
+        if time.monotonic() < self._push_not_before:
+            self._push_wanted = True  # the API was unavailable a moment ago; try after the pause
+            return
+        pending = connection.execute(_PUSHABLE).fetchone()[0]
         deleted = connection.execute(
             "SELECT count(*) FROM customer_base b WHERE NOT EXISTS "
             "(SELECT 1 FROM customers c WHERE c.pkcustomerid = b.pkcustomerid)"
         ).fetchone()[0]
-        if pending or deleted:
-            log.info("local_edits_seen", pending=pending, deleted=deleted)
-            # None: another sync holds the lock; keep asking until this push gets its turn.
-            self._push_wanted = self._sync_job(push_only=True) is None and not self.stop.is_set()
-            # Our own push committed too; do not take that as another person's edit.
-            self._data_version = connection.execute("PRAGMA data_version").fetchone()[0]
-        else:
-            self._push_wanted = False
+        self._push_wanted = False
+        if not (pending or deleted):
+            return
+        log.info("local_edits_seen", pending=pending, deleted=deleted)
+        code = self._sync_job(push_only=True)
+        if code is None and not self.stop.is_set():
+            self._push_wanted = True  # another sync held the lock: ask again next look
+        elif code == EXIT_UNAVAILABLE:
+            self._push_not_before = time.monotonic() + 15
 
     def _start_metrics(self) -> None:
         listen = self.settings[("daemon", "metrics_listen")]
