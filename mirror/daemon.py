@@ -40,6 +40,7 @@ from mirror.lock import LockBusy, run_lock, sync_lock
 from mirror.metrics import Metrics
 from mirror.notify import notify, watchdog_interval
 from mirror.store import Store
+from mirror.webhooks import WebhookReceiver
 
 log = structlog.get_logger()
 
@@ -85,6 +86,7 @@ class Daemon:
         self._push_wanted = False  # edits seen but not pushed yet (lock busy, API paused)
         self._push_not_before = 0.0  # monotonic time before which the watch job does not push
         self._job_running = threading.Lock()  # held while a sync job runs; run() waits on it
+        self.webhooks: WebhookReceiver | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -96,6 +98,7 @@ class Daemon:
             with Store.open(self.database):
                 pass  # creates or upgrades the file before we tell systemd we are ready
             self._start_metrics()
+            self._start_webhooks()
             self._schedule()
             self._install_signals()
             # The watch job compares against this: an edit committed from now on is seen.
@@ -107,6 +110,8 @@ class Daemon:
                 log.error("daemon_stop_timed_out", seconds=self.STOP_TIMEOUT)
         finally:
             notify("STOPPING=1")
+            if self.webhooks is not None:
+                self.webhooks.stop()
             self.client.close()
             daemon_state_path(self.database).unlink(missing_ok=True)
             lock.release()
@@ -245,6 +250,31 @@ class Daemon:
             self._push_wanted = True  # another sync held the lock: ask again next look
         elif code == EXIT_UNAVAILABLE:
             self._push_not_before = time.monotonic() + 15
+
+    def _start_webhooks(self) -> None:
+        listen, token = self.settings[("webhooks", "listen")], self.settings[("webhooks", "token")]
+        if not (listen and token):
+            return
+        self.webhooks = WebhookReceiver(
+            listen, token, fetch=lambda remote_id, email: self.client.fetch_customer(remote_id, email=email),
+            apply=self._apply_locked, database=self.database,
+            conflict_policy=self.settings[("sync", "conflict_policy")],
+        )
+        self.webhooks.start()
+
+    def _apply_locked(self, write: Callable[[], None]) -> None:
+        """Run a webhook's write under the sync lock, waiting for a sync in progress."""
+        lock = sync_lock(self.database, "spmirror run (webhook)")
+        try:
+            lock.acquire(wait_seconds=self._interval() + 60)
+        except LockBusy as exc:
+            log.warning("webhook_dropped", reason=f"the sync lock stayed busy ({exc.holder}); the next walk "
+                        "picks the change up")
+            return
+        try:
+            write()
+        finally:
+            lock.release()
 
     def _start_metrics(self) -> None:
         listen = self.settings[("daemon", "metrics_listen")]

@@ -261,3 +261,14 @@ class CreateIntent(SQLModel, table=True):
     sent_at: str
     # Complete walks since the POST that did not list the customer: after one, it was not created.
     complete_walks_since: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A webhook this installation registered with Solar Proof (the API has no list call)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    hook_url: str = Field(primary_key=True)
+    event: str
+    base_url: str  # what `spmirror webhooks subscribe --url` was given
+    subscribed_at: str

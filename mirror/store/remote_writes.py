@@ -7,7 +7,7 @@ stored payload, history rows, and confirmed deletes (whose last record is kept i
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from mirror.customer import Customer
 from mirror.store import FIELDS, Store, to_json
@@ -58,12 +58,15 @@ def _history_value(value: Any) -> str | None:
 def apply_remote_changes(
     store: Store, changes: list[RemoteChange], *, run_id: str, now: str, record_history: bool = True,
     project_payloads: dict[int, str] | None = None, conflict_policy: str = "manual",
+    payload_fields: Mapping[int, frozenset[str]] | None = None,
 ) -> list[tuple[int, str]]:
     """Apply one batch of planned remote changes in a single transaction.
 
     Remote updates are merged with the customers row as it is inside the transaction (whose
     write lock keeps everyone else out), so an edit someone made during the pull is never
     overwritten: it is pushed later, or becomes a conflict. Returns (remote_id, field) conflicts.
+    `payload_fields` names, per customer, fields taken from a webhook payload after the API
+    confirmed the customer; history marks them with that source.
     """
     if not changes:
         return
@@ -79,7 +82,7 @@ def apply_remote_changes(
         if content_changed:
             _replace_children(db, [c.pulled.customer for c in content_changed])
         if record_history:
-            db.executemany(_HISTORY_INSERT, list(_history_rows(changes, run_id, now)))
+            db.executemany(_HISTORY_INSERT, list(_history_rows(changes, run_id, now, payload_fields or {})))
     return conflicts
 
 
@@ -209,14 +212,19 @@ def _replace_children(db, customers: list[Customer]) -> None:
     db.executemany(_USER_UPSERT, [tuple(owner) for owner in owners.values()])
 
 
-def _history_rows(changes: Iterable[RemoteChange], run_id: str, now: str):
+def _history_rows(changes: Iterable[RemoteChange], run_id: str, now: str, payload_fields):
     for change in changes:
+        from_payload = payload_fields.get(change.remote_id, frozenset())
         if change.kind == CREATE:
-            yield (now, change.remote_id, "(created)", None, change.fields["customeremail"],
-                   "remote", run_id)
+            yield (now, change.remote_id, "(created)", None, change.fields["customeremail"], "remote", run_id)
+            for name in sorted(from_payload):
+                if change.fields.get(name) is not None:
+                    yield (now, change.remote_id, name, None, _history_value(change.fields[name]),
+                           "webhook payload", run_id)
         elif change.kind == UPDATE:
             for name, (old, new) in change.changed.items():
-                yield (now, change.remote_id, name, _history_value(old), _history_value(new), "remote", run_id)
+                source = "webhook payload" if name in from_payload else "remote"
+                yield (now, change.remote_id, name, _history_value(old), _history_value(new), source, run_id)
 
 
 def mark_missing(store: Store, remote_ids: Iterable[int], run_id: str | None) -> None:

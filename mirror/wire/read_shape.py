@@ -17,6 +17,8 @@ from mirror.wire.fields import ALL_FIELDS, FieldReader, address_line, empty_fiel
 
 SITE_PARTS = ("streetnum", "street", "suburb", "state", "postcode", "country")
 READ_CARRIES = frozenset(ALL_FIELDS) - {"customerabn", *BEST_CONTACT_COLUMNS}
+# With no project the list says nothing about a site address (another source may know it).
+READ_CARRIES_NO_PROJECT = READ_CARRIES - {"customer_site_address"}
 _READ_TEXT = (
     ("customerfirstname", "customer_first_name"),
     ("customersurname", "customer_last_name"),
@@ -64,7 +66,7 @@ def customer_from_read(record: Any) -> Customer:
     return Customer(
         remote_id=remote_id,
         fields=fields,
-        carried=READ_CARRIES,
+        carried=READ_CARRIES if projects else READ_CARRIES_NO_PROJECT,
         shape="read",
         raw=record,
         notes=notes_of(r, "customer_notes"),
