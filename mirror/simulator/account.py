@@ -1,4 +1,5 @@
-"""One Solar Proof account: its customers, users, webhooks, and the record of API traffic.
+"""One Solar Proof account: its customers, users, webhooks (subscriptions and delivery), and the
+record of API traffic.
 
 Thread safety: every public method takes the one `threading.Lock`, because the ASGI app runs
 on uvicorn's thread while tests and the demo change the account from theirs.
@@ -11,6 +12,14 @@ Two audiences use it:
   `snapshot`, `set_order`, `schedule_shift`, `shift_report`, `write_log`, `call_counts`,
   `webhooks`), which acts "as a user would in the web app" and
   may change what the API cannot (status, ABN, notes, projects, owner). Field names: `fields.py`.
+
+Webhooks (see `delivery.py`): every creation (API, control surface or shift) queues a
+`customer_created` event, and every change of a customer's status to a different value
+(`set_status`, `edit_customer`) a `customer_status_change` event, for each URL subscribed to
+that type; the payload is built under the lock, in `webhook_version` ("A" or "B"), and POSTed
+later by a background thread, so no call here waits for a receiver. `webhook_faults` holds the
+delivery faults; `deliveries`, `wait_for_deliveries`, `flush_webhooks`, `clear_deliveries`
+and `close` observe and control delivery.
 
 Listing order is `"id"` (ascending) or `"newest"` (descending id); pages hold 50 customers.
 Each customer's read-shape JSON is rendered once and cached; a change to a customer drops its
@@ -29,6 +38,7 @@ from collections.abc import Callable
 from . import fields, render
 from .journal import Journal
 from .names import USERS
+from .delivery import DEFAULT_VERSION, Delivery, WebhookFaults, created_payload, status_payload
 from .people import People
 from .quirks import Quirks
 from .shift import Shift
@@ -43,7 +53,9 @@ class Account:
 
     def __init__(self, customers: int = 0, seed: int = 0, order: str = "id",
                  quirks: Quirks | None = None,
-                 today: Callable[[], dt.date] = dt.date.today) -> None:
+                 today: Callable[[], dt.date] = dt.date.today,
+                 webhook_version: str = DEFAULT_VERSION,
+                 webhook_faults: WebhookFaults | None = None) -> None:
         self._check_order(order)
         self._lock = threading.Lock()
         self.order = order
@@ -54,6 +66,9 @@ class Account:
         self.journal = Journal()
         self._shift: Shift | None = None
         self.subscriptions = Subscriptions()
+        self.delivery = Delivery(webhook_version,
+                                 webhook_faults if webhook_faults is not None else WebhookFaults(seed))
+        self.webhook_faults = self.delivery.faults
         self._cache: dict[int, bytes] = {}
         self._cache_key = None
         self._owners: dict[str, dict] = {}
@@ -88,6 +103,7 @@ class Account:
         with self._lock:
             record = self._records[customer_id]
             clean = fields.clean(values, self.users)
+            old_status = record["status"]
             self._unindex(record)  # first, so the record's own project ids count as free
             try:
                 if "projects" in clean:
@@ -98,6 +114,7 @@ class Account:
             record.update(clean)
             self._index(record)
             self._cache.pop(customer_id, None)
+            self._status_changed(record, old_status)
 
     def delete_customer(self, customer_id: int) -> None:
         """Delete a customer and its projects (KeyError if it does not exist)."""
@@ -153,6 +170,7 @@ class Account:
                 "users": [dict(u) for u in self.users],
                 "webhooks": self.subscriptions.list(),
                 "shift": self._shift.report() if self._shift else None,
+                "webhook_version": self.delivery.version,
             }
 
     def set_order(self, order: str) -> None:
@@ -184,6 +202,39 @@ class Account:
     def webhooks(self) -> list[dict]:
         """Current subscriptions: [{"hookUrl", "type_request"}], in subscription order."""
         return self.subscriptions.list()
+
+    @property
+    def webhook_version(self) -> str:
+        """The payload version of events from now on: "A" or "B" (ValueError otherwise)."""
+        return self.delivery.version
+
+    @webhook_version.setter
+    def webhook_version(self, version: str) -> None:
+        self.delivery.version = version
+
+    def deliveries(self) -> list[dict]:
+        """Every webhook delivery attempt so far, in order: {seq, event_id, event, url, version,
+        payload, status, error, fault, delivered_at} (see `delivery.py`)."""
+        return self.delivery.deliveries()
+
+    def wait_for_deliveries(self, count: int, timeout: float = 5.0) -> list[dict]:
+        """Block until `deliveries()` holds at least `count` attempts and return them
+        (TimeoutError after `timeout` seconds)."""
+        return self.delivery.wait_for(count, timeout)
+
+    def flush_webhooks(self, timeout: float = 5.0, release_held: bool = True) -> list[dict]:
+        """Send everything queued (and, unless `release_held` is False, anything a `reorder`
+        fault holds back), wait until it is sent and return `deliveries()` (TimeoutError after
+        `timeout` seconds)."""
+        return self.delivery.flush(timeout, release_held)
+
+    def clear_deliveries(self) -> None:
+        """Empty the delivery log (seq restarts at 1)."""
+        self.delivery.clear()
+
+    def close(self) -> None:
+        """Stop the delivery thread, discarding deliveries not yet sent (a later event restarts it)."""
+        self.delivery.close()
 
     # -- the API's side ----------------------------------------------------------------------
 
@@ -246,10 +297,12 @@ class Account:
             record = self._records.get(customer_id)
             if record is None:
                 return False
+            old_status = record["status"]
             self._unindex(record)
             record.update(values)
             self._index(record)
             self._cache.pop(customer_id, None)
+            self._status_changed(record, old_status)  # the API cannot write status; kept general
             return True
 
     def api_delete(self, customer_id: int) -> bool:
@@ -278,7 +331,25 @@ class Account:
         self._records[customer_id] = record
         self._ids.append(customer_id)  # ids only grow, so the list stays sorted
         self._index(record)
+        urls = self.subscriptions.urls("customer_created")
+        if urls:
+            version = self.delivery.version
+            payload = created_payload(record, self._user(record["owner"]), version)
+            self.delivery.send("customer_created", payload, urls, version)
         return customer_id
+
+    def _status_changed(self, record: dict, old_status: int) -> None:
+        if record["status"] == old_status:
+            return
+        urls = self.subscriptions.urls("customer_status_change")
+        if urls:
+            version = self.delivery.version
+            payload = status_payload(record, self._user(record["owner"]), old_status,
+                                     record["status"], version)
+            self.delivery.send("customer_status_change", payload, urls, version)
+
+    def _user(self, user_id: str) -> dict:
+        return next(u for u in self.users if u["user_id"] == user_id)
 
     def _delete(self, customer_id: int) -> None:
         record = self._records.pop(customer_id)

@@ -1,7 +1,8 @@
 """`/_admin/` routes: the control surface over HTTP, for a simulator in another process.
 
 Every route requires `?api_key=<the simulator's key>` (else 401) and speaks JSON. Faults and
-latency never apply here. Errors are `{"error": "..."}` with 400, 401, 404 or 405.
+latency never apply here. Errors are `{"error": "..."}` with 400, 401, 404, 405 or 504
+(a webhook flush that timed out).
 
     GET    /_admin/state                      Account.snapshot()
     GET    /_admin/writes                     Account.write_log()
@@ -23,6 +24,18 @@ latency never apply here. Errors are `{"error": "..."}` with 400, 401, 404 or 40
     POST   /_admin/customers/<id>/status      {"status": 0..3} -> the record
     POST   /_admin/customers/<id>/notes       {"note": str, "datetime"?: str} -> the record
     POST   /_admin/customers/<id>/projects    project fields -> {"project_id": N}
+    GET    /_admin/webhooks                   {"version", "subscriptions", "pending", "held",
+                                               "faults": WebhookFaults.settings() + {"injected"},
+                                               "deliveries": Account.deliveries()}
+    POST   /_admin/webhooks                   {"version"?: "A" | "B", "clear_log"?: true,
+                                               "faults"?: {"reset"?: true, "seed"?, "rate_duplicate"?,
+                                               "rate_reorder"?, "rate_drop"?, "script"?: [{"kind",
+                                               "count"?, "event"?, "url"?}]}} -> as GET
+    POST   /_admin/webhooks/flush             {"timeout"?: s (default 5, at most 60),
+                                               "release_held"?: bool (default true)} -> as GET once
+                                               nothing is queued or being sent; 504 if still pending
+
+`POST /_admin/webhooks/flush` waits, so the app runs it off the event loop (`BLOCKING`).
 """
 
 from __future__ import annotations
@@ -30,7 +43,11 @@ from __future__ import annotations
 import json
 import secrets
 
+from .delivery import check_version
 from .quirks import Quirks
+
+# Routes that may wait: the app calls `route` for these in a worker thread.
+BLOCKING = frozenset({("POST", "webhooks/flush")})
 
 
 class _Fail(Exception):
@@ -128,6 +145,49 @@ def _quirks(app, data: dict) -> dict:
     return app.account.quirks.update(**data).as_dict()
 
 
+def _webhook_state(app, _data: dict) -> dict:
+    account = app.account
+    return {"version": account.webhook_version, "subscriptions": account.webhooks(),
+            **account.delivery.status(),
+            "faults": {**account.webhook_faults.settings(), "injected": account.webhook_faults.injected()},
+            "deliveries": account.deliveries()}
+
+
+def _webhooks(app, data: dict) -> dict:
+    account = app.account
+    unknown = set(data) - {"version", "clear_log", "faults"}
+    if unknown:
+        raise ValueError(f"unknown webhook setting(s): {', '.join(sorted(unknown))}")
+    if "version" in data:
+        check_version(data["version"])  # before anything changes
+    faults = data.get("faults", {})
+    if not isinstance(faults, dict):
+        raise ValueError("faults must be an object")
+    faults = dict(faults)
+    script = faults.pop("script", [])
+    if faults.pop("reset", False):
+        account.webhook_faults.reset()
+    account.webhook_faults.configure(**faults)
+    for entry in script:
+        account.webhook_faults.script(**entry)
+    if "version" in data:
+        account.webhook_version = data["version"]
+    if data.get("clear_log"):
+        account.clear_deliveries()
+    return _webhook_state(app, {})
+
+
+def _flush(app, data: dict) -> dict:
+    timeout = data.get("timeout", 5)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 60:
+        raise ValueError("timeout must be a number of seconds from 0 to 60")
+    try:
+        app.account.flush_webhooks(float(timeout), bool(data.get("release_held", True)))
+    except TimeoutError as exc:
+        raise _Fail(504, str(exc)) from None
+    return _webhook_state(app, {})
+
+
 def _order(app, data: dict) -> dict:
     app.account.set_order(data.get("order"))
     return {"order": app.account.order}
@@ -152,4 +212,7 @@ _ROUTES = {
     ("POST", "order"): _order,
     ("GET", "shift"): lambda app, _: app.account.shift_report(),
     ("POST", "shift"): _shift,
+    ("GET", "webhooks"): _webhook_state,
+    ("POST", "webhooks"): _webhooks,
+    ("POST", "webhooks/flush"): _flush,
 }

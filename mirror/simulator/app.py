@@ -1,7 +1,8 @@
 """The simulator's ASGI application: a hand-written router, faults, and the response plumbing.
 
 Routes: `/apidata.php` (the API, see `actions.py`), `/_admin/...` (the control surface over
-HTTP, see `admin.py`), anything else -> nginx's HTML 404, as the real host would send for a
+HTTP, see `admin.py`; its few waiting routes, `admin.BLOCKING`, run in a worker thread so the
+event loop keeps serving), anything else -> nginx's HTML 404, as the real host would send for a
 path such as the old update page's `https://solarproof.com.au?...` (no `/apidata.php`).
 
 For each API request, in this order: count it by action, ask the fault plan (once, at arrival,
@@ -84,7 +85,12 @@ class App:
         if path == "/apidata.php":
             await self._api(scope["method"], query, body, receive, send)
         elif path.startswith("/_admin/"):
-            status, payload = admin.route(self, scope["method"], path[len("/_admin/"):], query, body)
+            sub = path[len("/_admin/"):]
+            args = (self, scope["method"], sub, query, body)
+            if (scope["method"], sub.strip("/")) in admin.BLOCKING:
+                status, payload = await asyncio.to_thread(admin.route, *args)  # may wait
+            else:
+                status, payload = admin.route(*args)
             await _send(send, status, json.dumps(payload).encode(), JSON)
         else:
             await _send(send, 404, nginx_page(404), HTML)

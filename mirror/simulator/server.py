@@ -9,6 +9,11 @@ a context manager:
         sim.account.set_status(70001, 2)      # act as a user of the web app
         sim.faults.script("429")              # the next request gets a 429
         sim.quirks.update(int_ids=True)       # old-docs shapes from the next request on
+        sim.webhook_version = "A"             # webhook payloads of the events page's version A
+        sim.webhook_faults.script("drop")     # the next webhook delivery is not sent
+        sim.flush_webhooks()                  # wait until queued webhooks are sent
+
+Webhooks are delivered by the account itself (see `delivery.py`); `stop()` stops that too.
 
 `serve_forever` is what `spmirror simulate` runs.
 """
@@ -26,6 +31,7 @@ import uvicorn
 
 from .account import Account
 from .app import App
+from .delivery import DEFAULT_VERSION, WebhookFaults
 from .faults import FaultPlan
 from .quirks import Quirks
 
@@ -71,17 +77,21 @@ class SimulatorServer:
 
     `prerender=True` renders every customer's JSON up front (for benchmarks of big accounts).
     Attributes: `url` (".../apidata.php"), `base_url`, `port`, `api_key`, `account` (the
-    control handle), `faults` (FaultPlan), `quirks` (Quirks, shared with the account), `app`.
+    control handle), `faults` (FaultPlan), `quirks` (Quirks, shared with the account),
+    `webhook_faults` (WebhookFaults, the account's), `webhook_version` ("A"/"B"), `app`.
     """
 
     def __init__(self, customers: int = 0, seed: int = 0, api_key: str | None = None,
                  order: str = "id", quirks: Quirks | None = None, faults: FaultPlan | None = None,
                  today: Callable[[], dt.date] = dt.date.today, host: str = "127.0.0.1",
-                 port: int = 0, prerender: bool = False) -> None:
-        self.account = Account(customers=customers, seed=seed, order=order, quirks=quirks, today=today)
+                 port: int = 0, prerender: bool = False, webhook_version: str = DEFAULT_VERSION,
+                 webhook_faults: WebhookFaults | None = None) -> None:
+        self.account = Account(customers=customers, seed=seed, order=order, quirks=quirks, today=today,
+                               webhook_version=webhook_version, webhook_faults=webhook_faults)
         if prerender:
             self.account.prerender()
         self.quirks = self.account.quirks
+        self.webhook_faults = self.account.webhook_faults
         self.faults = faults if faults is not None else FaultPlan(seed)
         self.api_key = api_key or secrets.token_hex(18)
         self.app = App(self.account, self.faults, self.api_key)
@@ -105,12 +115,27 @@ class SimulatorServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket (idempotent)."""
+        """Stop serving, stop webhook delivery (unsent deliveries are discarded) and close the
+        socket (idempotent)."""
         if self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=10)
             self._thread = None
+        self.account.close()
         self._sock.close()
+
+    @property
+    def webhook_version(self) -> str:
+        """The account's webhook payload version, "A" or "B"; settable."""
+        return self.account.webhook_version
+
+    @webhook_version.setter
+    def webhook_version(self, version: str) -> None:
+        self.account.webhook_version = version
+
+    def flush_webhooks(self, timeout: float = 5.0, release_held: bool = True) -> list[dict]:
+        """`Account.flush_webhooks`: wait until queued webhooks are sent; returns the log."""
+        return self.account.flush_webhooks(timeout, release_held)
 
     def __enter__(self) -> SimulatorServer:
         return self.start()
@@ -122,7 +147,8 @@ class SimulatorServer:
 def serve_forever(host: str = "127.0.0.1", port: int = 8000, customers: int = 1000, seed: int = 0,
                   api_key: str | None = None, order: str = "id", latency_ms: float = 0.0,
                   quirks: Quirks | None = None, faults: FaultPlan | None = None,
-                  today: Callable[[], dt.date] = dt.date.today, prerender: bool = True) -> None:
+                  today: Callable[[], dt.date] = dt.date.today, prerender: bool = True,
+                  webhook_version: str = DEFAULT_VERSION) -> None:
     """Serve a simulator in the foreground until SIGINT/SIGTERM (what `spmirror simulate` runs).
 
     Returns normally after Ctrl-C (SIGINT). On SIGTERM uvicorn shuts down and then re-raises
@@ -141,13 +167,16 @@ def serve_forever(host: str = "127.0.0.1", port: int = 8000, customers: int = 10
         today:       the date new customers are created on.
         prerender:   render every customer's JSON before listening, so the first walk is not
                      slowed by rendering (about 1.5 s for 100,000 customers).
+        webhook_version: payload version of webhook deliveries, "A" or "B" (delivery.py);
+                     switchable later with POST /_admin/webhooks {"version": ...}.
 
     Once listening it prints exactly two lines to stdout and flushes:
         Solar Proof simulator listening on http://HOST:PORT/apidata.php
         API key: KEY
     The `/_admin/` routes (see admin.py) drive it from another process.
     """
-    account = Account(customers=customers, seed=seed, order=order, quirks=quirks, today=today)
+    account = Account(customers=customers, seed=seed, order=order, quirks=quirks, today=today,
+                      webhook_version=webhook_version)
     if prerender:
         account.prerender()
     plan = faults if faults is not None else FaultPlan(seed)
@@ -166,4 +195,5 @@ def serve_forever(host: str = "127.0.0.1", port: int = 8000, customers: int = 10
     except KeyboardInterrupt:
         pass  # uvicorn shut down cleanly, then re-raised the Ctrl-C; that is a normal exit
     finally:
+        account.close()
         sock.close()

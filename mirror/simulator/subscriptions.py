@@ -1,7 +1,8 @@
-"""The account's webhook subscriptions (digest §5): stored, listed, never delivered (yet).
+"""The account's webhook subscriptions (digest §5): stored and listed (delivery: `delivery.py`).
 
 Contract: one subscription per (hookUrl, type); subscribing the same pair again is a no-op;
-unsubscribing a URL removes every type it had (digest §5.2). Thread-safe.
+unsubscribing a URL removes every type it had (digest §5.2); `urls(type)` lists the URLs an
+event of that type goes to. Thread-safe.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ class Subscriptions:
         """Remove every type for `url`; False if it had none."""
         with self._lock:
             return self._types.pop(url, None) is not None
+
+    def urls(self, kind: str) -> list[str]:
+        """The URLs subscribed to `kind`, in the order they were first subscribed."""
+        with self._lock:
+            return [url for url, kinds in self._types.items() if kind in kinds]
 
     def list(self) -> list[dict]:
         """[{"hookUrl", "type_request"}] in subscription order."""
