@@ -49,6 +49,13 @@ EXTRAS: tuple[str, ...] = (
     WHEN (SELECT daemon_writing FROM sync_control) = 0 AND old.sync_state != 'conflict' BEGIN
         UPDATE customers SET sync_state = 'pending', sync_error = NULL WHERE id = new.id;
     END""",
+    # Solar Proof's id is the link between a row and a customer there: changing it would point an
+    # edit (or, with push_deletes, a delete) at another customer. Refuse it at the source.
+    """CREATE TRIGGER IF NOT EXISTS customers_keep_remote_id BEFORE UPDATE OF pkcustomerid ON customers
+    WHEN old.pkcustomerid IS NOT NULL AND new.pkcustomerid IS NOT old.pkcustomerid
+         AND (SELECT daemon_writing FROM sync_control) = 0 BEGIN
+        SELECT RAISE(ABORT, 'pkcustomerid is Solar Proof''s id for this customer and cannot be changed; to add a customer, INSERT a row with pkcustomerid NULL');
+    END""",
     # Full-text search over names, emails, phones, company and address. External content keeps
     # one copy of the data; the triggers keep the index current whoever writes the row.
     f"""CREATE VIRTUAL TABLE IF NOT EXISTS customers_fts USING fts5(

@@ -78,6 +78,16 @@ def settle_pending_without_changes(store: Store) -> int:
         return cursor.rowcount
 
 
+def iter_rows_with_unknown_ids(store: Store) -> list[LocalRow]:
+    """Rows someone inserted with a pkcustomerid the mirror has never seen (not a create, not a
+    mirrored customer): they cannot be pushed without guessing, so they are flagged."""
+    rows = store.db.execute(
+        f"SELECT c.id, c.pkcustomerid, c.sync_state, {_COLUMNS} FROM customers c WHERE c.pkcustomerid IS NOT NULL "
+        f"AND c.sync_state != 'error' AND NOT EXISTS (SELECT 1 FROM customer_base b WHERE b.pkcustomerid = c.pkcustomerid)"
+    )
+    return [LocalRow(row[0], row[1], dict(zip(FIELDS, row[3:])), None, row[2]) for row in rows]
+
+
 def iter_deleted_rows(store: Store) -> list[LocalRow]:
     """Customers with a base but no row: deleted locally by someone."""
     rows = store.db.execute(

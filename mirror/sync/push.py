@@ -82,6 +82,10 @@ def run_push(store: Store, remote: RemoteWriter, options: PushOptions, *, run_id
     report = PushReport()
     if not options.dry_run:
         local.settle_conflicts(store)
+    for row in local.iter_rows_with_unknown_ids(store):
+        _flag(store, row, f"pkcustomerid {row.remote_id} is not a customer this mirror has seen; to add a customer, "
+              "set pkcustomerid to NULL (the push then creates it)", {"pkcustomerid": row.remote_id},
+              report, run_id, now, options)
     _push_deletes(store, remote, options, report, run_id, now)
     _push_creates(store, remote, options, report, run_id, now)
     _push_updates(store, remote, options, report, run_id, now)
