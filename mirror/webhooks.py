@@ -47,7 +47,7 @@ class WebhookReceiver:
     """An HTTP server on its own threads, and one worker that confirms and applies events.
 
     `fetch(remote_id, email)` returns the customer as the API has it now (or None);
-    `apply(callable)` runs a database write under the daemon's sync lock.
+    `apply(callable)` runs a callable under the daemon's sync lock (the fetch and the write).
     """
 
     DEBOUNCE = 0.3  # seconds of quiet that end a burst of events
@@ -88,6 +88,7 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             server_version = "spmirror"
             sys_version = ""
+            timeout = 10  # seconds: a client that stalls mid-body frees its thread
 
             def log_message(self, *_args: Any) -> None:  # the URL holds the token: never log it
                 pass
@@ -154,42 +155,45 @@ class WebhookReceiver:
                 log.error("webhook_processing_failed", error=repr(exc))
 
     def _confirm_and_apply(self, hints: list[Customer]) -> None:
-        pulled: list[Pulled] = []
-        payload_fields: dict[int, frozenset[str]] = {}
-        for hint in hints:
-            try:
-                current = self.fetch(hint.remote_id, hint.fields.get("customeremail"))
-            except ApiError as exc:
-                log.warning("webhook_fetch_failed", remote_id=hint.remote_id, error=str(exc))
-                continue
-            if current is None:
-                log.warning("webhook_unconfirmed", remote_id=hint.remote_id,
-                            reason="the API does not know this customer; nothing written")
-                continue
-            customer, extra = _with_payload_fields(current, hint)
-            if extra:
-                payload_fields[customer.remote_id] = extra
-            text = to_json(current.raw)
-            pulled.append(Pulled(customer, text, raw_hash(text), content_hash(customer)))
-        if pulled:
-            self.apply(lambda: self._write(pulled, payload_fields))
+        # Fetch and write under one hold of the sync lock: a state fetched before a sync ran
+        # could otherwise be written after it, rolling back what the sync had just stored.
+        self.apply(lambda: self._fetch_and_write(hints))
 
-    def _write(self, pulled: list[Pulled], payload_fields: dict[int, frozenset[str]]) -> None:
+    def _fetch_and_write(self, hints: list[Customer]) -> None:
         with Store.open(self.database) as store:
             base = store.base_entries()
-            fields = store.base_fields([p.customer.remote_id for p in pulled if p.customer.remote_id in base])
+            known = store.base_fields([h.remote_id for h in hints if h.remote_id in base])
+            pulled: list[Pulled] = []
+            payload_fields: dict[int, frozenset[str]] = {}
+            for hint in hints:
+                try:
+                    current = self.fetch(hint.remote_id, hint.fields.get("customeremail"))
+                except ApiError as exc:
+                    log.warning("webhook_fetch_failed", remote_id=hint.remote_id, error=str(exc))
+                    continue
+                if current is None:
+                    log.warning("webhook_unconfirmed", remote_id=hint.remote_id,
+                                reason="the API does not know this customer; nothing written")
+                    continue
+                customer, extra = _with_payload_fields(current, hint, known.get(current.remote_id, {}))
+                if extra:
+                    payload_fields[customer.remote_id] = extra
+                text = to_json(current.raw)
+                pulled.append(Pulled(customer, text, raw_hash(text), content_hash(customer)))
             changes = [plan_remote_change(p, base[p.customer.remote_id].content_hash if p.customer.remote_id in base
-                                          else None, fields.get(p.customer.remote_id)) for p in pulled]
+                                          else None, known.get(p.customer.remote_id)) for p in pulled]
             apply_remote_changes(store, changes, run_id="webhook", now=utc_now_text(),
                                  conflict_policy=self.conflict_policy, payload_fields=payload_fields)
         for change in changes:
             log.info("webhook_applied", remote_id=change.remote_id, change=change.kind, fields=sorted(change.changed))
 
 
-def _with_payload_fields(current: Customer, hint: Customer) -> tuple[Customer, frozenset[str]]:
-    """The fetched customer, plus ABN/site address from the payload when the fetch lacks them."""
+def _with_payload_fields(current: Customer, hint: Customer, known: dict) -> tuple[Customer, frozenset[str]]:
+    """The fetched customer, plus ABN/site address from the payload, only where neither the fetch
+    nor the mirror has a value: a late or forged event must not replace what is known."""
     extra = frozenset(n for n in PAYLOAD_ONLY
-                      if n in hint.carried and hint.fields.get(n) is not None and current.fields.get(n) is None)
+                      if n in hint.carried and hint.fields.get(n) is not None
+                      and current.fields.get(n) is None and known.get(n) is None)
     if not extra:
         return current, extra
     fields = dict(current.fields)

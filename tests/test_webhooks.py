@@ -420,8 +420,6 @@ def test_duplicate_and_reordered_events_leave_the_mirror_equal_to_the_simulator(
     assert status_rows and status_rows[-1]["new_value"] == str(newer)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the receiver fetches before it waits for the sync lock, so a state "
-                   "fetched before a pull is written after it, overwriting the pull's newer value")
 def test_a_fetch_made_before_a_pull_does_not_overwrite_what_the_pull_wrote(own_mirror):
     """A webhook whose fetch is older than a pull that finished while it waited for the lock does not roll the pull back."""
     mirror = own_mirror
@@ -431,9 +429,10 @@ def test_a_fetch_made_before_a_pull_does_not_overwrite_what_the_pull_wrote(own_m
     lock = sync_lock(mirror.db, "test")
     lock.acquire()  # as a long sync would
     try:
-        mirror.sim.account.set_status(target, first)  # the receiver fetches `first`, then waits for the lock
-        wait_until(lambda: mirror.sim.account.call_counts().get("getcustomer", 0) > fetched_before, timeout=3,
-                   message="the receiver's fetch")
+        received = len(mirror.events("webhook_received"))
+        mirror.sim.account.set_status(target, first)  # the receiver gets the event, then waits for the lock
+        wait_until(lambda: len(mirror.events("webhook_received")) > received, timeout=3,
+                   message="the receiver to take the event")
         mirror.sim.webhook_faults.script("drop", event="customer_status_change")
         mirror.sim.account.set_status(target, last)  # its event is lost; only a pull can bring it
         mirror.sim.flush_webhooks()
@@ -443,15 +442,12 @@ def test_a_fetch_made_before_a_pull_does_not_overwrite_what_the_pull_wrote(own_m
         applied_before = len(mirror.applied(target))
     finally:
         lock.release()
-    applied = wait_until(lambda: mirror.applied(target)[applied_before:], timeout=5, message="the webhook's write")
-    if applied[0]["change"] == "refresh":
-        pytest.skip("the receiver's fetch saw the later status; the race was not set up")
+    wait_until(lambda: mirror.applied(target)[applied_before:], timeout=5, message="the webhook's write")
+    # The receiver fetched only once it held the lock, so it saw the state the pull had stored.
+    assert mirror.sim.account.call_counts().get("getcustomer", 0) > fetched_before
     assert mirror.status(target) == mirror.sim.account.get(target)["status"] == last
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a late customer_created's ABN is written whenever the fetch lacks one, "
-                   "which the getcustomer shape always does, so a stale payload overwrites the ABN a later "
-                   "(enriched) pull learned")
 def test_a_late_customer_created_does_not_roll_back_a_newer_abn(own_mirror):
     """A customer_created delivered late, after the ABN changed and a pull learned the new one, leaves the new ABN."""
     mirror = own_mirror
