@@ -298,7 +298,7 @@ class SolarProofClient:
             raise TransientApiError(action, "rate limited", status=status, retry_after=retry_after)
         try:
             body = parse(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = _UNREADABLE
         if isinstance(body, dict) and (("code" in body and "message" in body) or body.get("success") is False):
             error = _error_from_body(action, status, body)

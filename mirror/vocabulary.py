@@ -40,7 +40,7 @@ def word_key(word: str) -> str:
 def lookup(table: dict[str, int], word: str, valid: range) -> int | None:
     """Map a word (or a numeric string such as the old docs' status "0") to its integer."""
     key = word_key(word)
-    if key.isdigit():
+    if key.isascii() and key.isdigit() and len(key) <= 9:  # "²" is a digit to Python, not to int()
         number = int(key)
         return number if number in valid else None
     return table.get(key)

@@ -117,7 +117,7 @@ class WebhookReceiver:
                 try:
                     body = json.loads(self.rfile.read(int(length)) or b"null")
                     customers = customers_from_webhook(body)
-                except (ValueError, WireError) as exc:
+                except (ValueError, RecursionError, WireError) as exc:
                     log.warning("webhook_rejected", reason=str(exc)[:200])
                     return self._answer(400, "not a customer event")
                 self._answer(200, "ok")

@@ -556,27 +556,6 @@ def mangled(draw, template: Any) -> Any:
     return record
 
 
-def _known_crash(record: Any) -> bool:
-    """The inputs of the BUGs pinned by the xfail tests below, kept out of the broad properties."""
-    for item in record if isinstance(record, list) else [record]:
-        if not isinstance(item, dict):
-            continue
-        for key in ("customer_type", "customer_status", "creation_status", "new_status"):
-            if isinstance(item.get(key), str) and _word_lookup_crashes(item[key]):
-                return True
-        for path in _paths(item):
-            value = _parent(item, path)[path[-1]]
-            if isinstance(value, str) and value.lstrip().startswith("{") and _json_recursion(value):
-                return True
-    return False
-
-
-def _word_lookup_crashes(text: str) -> bool:
-    """vocabulary.lookup calls int() on any word whose key passes str.isdigit()."""
-    key = word_key(text)
-    return key.isdigit() and (not key.isdecimal() or len(key) > 4000)
-
-
 def _json_recursion(text: str) -> bool:
     try:
         json.loads(text)
@@ -642,7 +621,6 @@ WIRE_SETTINGS = settings(max_examples=200, **FAST)
 @given(mangled(READ_RECORD))
 def test_mangled_read_shape_maps_or_raises_wire_error(record):
     """customer_from_read on a mangled read-shape record maps it, or raises WireError naming the id key."""
-    assume(not _known_crash(record))
     try:
         customer = customer_from_read(record)
     except WireError as exc:
@@ -659,7 +637,6 @@ def test_mangled_read_shape_maps_or_raises_wire_error(record):
        | mangled(PROJECT_CUSTOMER))
 def test_mangled_records_through_parse_customer(record):
     """parse_customer on any mangled documented shape maps it or raises a WireError naming a field."""
-    assume(not _known_crash(record))
     try:
         customer = parse_customer(record)
     except WireError as exc:
@@ -672,7 +649,6 @@ def test_mangled_records_through_parse_customer(record):
 @given(mangled(PROJECT_CUSTOMER) | mangled(PROJECT_CUSTOMER["Customer"]))
 def test_mangled_project_customer(payload):
     """customer_from_project on a mangled getcustomerofproject payload maps it or raises WireError."""
-    assume(not _known_crash(payload))
     try:
         customer = customer_from_project(payload)
     except WireError as exc:
@@ -693,7 +669,6 @@ WEBHOOK_ITEM = mangled(WEBHOOK_A_CREATED) | mangled(WEBHOOK_A_STATUS) | mangled(
 @given(WEBHOOK_ITEM | st.lists(WEBHOOK_ITEM, max_size=3))
 def test_mangled_webhook_bodies(body):
     """customers_from_webhook maps a mangled body (object or array) or raises WireError naming a field."""
-    assume(not _known_crash(body))
     items = body if isinstance(body, list) else [body]
     try:
         customers = customers_from_webhook(body)
@@ -723,10 +698,6 @@ DIGITLIKE = st.one_of(
 )
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="BUG: vocabulary.lookup calls int() on words whose key is str.isdigit() but not "
-                          "int-parsable (customer_type='²', or a >4300-digit string): ValueError escapes "
-                          "parse_customer, and pull.py only catches WireError, so one record aborts the sync")
 @settings(max_examples=20, phases=[Phase.explicit, Phase.generate], **FAST)
 @example(key="customer_type", word="²")
 @given(key=st.sampled_from(["customer_type", "customer_status"]), word=DIGITLIKE)
@@ -738,9 +709,6 @@ def test_bug_digit_like_type_or_status_word_is_a_wire_problem(key, word):
     assert any(key in p for p in customer.problems)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="BUG: same vocabulary.lookup int() crash through the version-A webhook's "
-                          "customer_type / customer_status words")
 @settings(max_examples=20, phases=[Phase.explicit, Phase.generate], **FAST)
 @example(key="customer_type", word="²")
 @given(key=st.sampled_from(["customer_type", "customer_status", "new_status"]), word=DIGITLIKE)
@@ -756,10 +724,6 @@ NESTED_JSON_TEXT = st.builds(lambda opener, n: '{"a":' + opener * n, st.sampled_
                              st.integers(min_value=5_000, max_value=50_000))
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="BUG: read_shape._site_address json.loads()s any site_address text starting with '{' "
-                          "and catches only ValueError; deeply nested text raises RecursionError out of "
-                          "parse_customer")
 @settings(max_examples=10, phases=[Phase.explicit, Phase.generate], **FAST)
 @example(text='{"a":' + "[" * 100_000)
 @given(text=NESTED_JSON_TEXT)
@@ -819,10 +783,6 @@ def test_write_body_sends_every_valid_value(fields):
                                        if v is not None or n not in VALID_WRITE_VALUE}
 
 
-@pytest.mark.xfail(strict=True, raises=WireError,
-                   reason="BUG (minor): problems_of treats '' in customergstregistered as empty (valid), "
-                          "but write_body rejects it ('must be 0 or 1'), so a row whose GST was cleared "
-                          "with SQL passes validation and then fails at push time")
 @settings(max_examples=200, phases=[Phase.explicit, Phase.generate], **FAST)
 @example(fields={"customergstregistered": ""})
 @given(fields=st.dictionaries(st.sampled_from(NAMES), WRITE_VALUE, max_size=9))
@@ -911,10 +871,6 @@ def test_split_json_array_round_trips_dumped_lists(values, indent, ensure_ascii,
         assert record.text in body
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="BUG: split_json_array lets RecursionError escape for deeply nested bodies (valid "
-                          "or truncated); api._send_once catches only ValueError, so such a page crashes the "
-                          "sync instead of being a garbled-body transient error")
 @settings(max_examples=10, phases=[Phase.explicit, Phase.generate], **FAST)
 @example(body="[" * 100_000)
 @given(body=st.builds(lambda nest, n, closed: nest[0] * n + (nest[1] * n if closed else ""),

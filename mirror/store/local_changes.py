@@ -152,6 +152,12 @@ def record_create_intent(store: Store, row: LocalRow, now: str) -> None:
                    (row.local_id, row.fields.get("customeremail") or "", now))
 
 
+def note_unconfirmed(store: Store, local_id: int, message: str) -> None:
+    """Say on a pending row why it is still pending (a create whose answer was lost)."""
+    with store.transaction() as db:
+        db.execute("UPDATE customers SET sync_error=? WHERE id=?", (message, local_id))
+
+
 def forget_create_intent(store: Store, local_id: int) -> None:
     with store.transaction() as db:
         db.execute("DELETE FROM create_intents WHERE local_id=?", (local_id,))

@@ -97,8 +97,17 @@ def _write_customer_rows(db, changes: list[RemoteChange], policy: str, run_id: s
     creates = [c for c in changes if c.kind == CREATE]
     if creates:
         adopted = _adopt_created(db, creates, run_id, now)
+        # A row someone inserted with this id before we ever saw the customer keeps its values:
+        # it is flagged for a person to settle (resolve --take remote|local), never overwritten.
+        claimed = ({c.remote_id for c in creates} & set(_local_rows(db, [c.remote_id for c in creates]))) - adopted
+        db.executemany(
+            "UPDATE customers SET sync_state='error', sync_error=? WHERE pkcustomerid=?",
+            [(f"pkcustomerid {remote_id} is a customer in Solar Proof, but this row was typed in and differs "
+              f"from it; settle with spmirror resolve {remote_id} --take remote (or --take local)", remote_id)
+             for remote_id in claimed],
+        )
         db.executemany(_CUSTOMER_UPSERT, [tuple(c.fields[name] for name in FIELDS) for c in creates
-                                          if c.remote_id not in adopted])
+                                          if c.remote_id not in adopted and c.remote_id not in claimed])
     updates = [c for c in changes if c.kind == UPDATE]
     if not updates:
         return []

@@ -20,7 +20,14 @@ from typing import Any, Callable, Protocol
 import structlog
 
 from mirror.customer import Customer, WRITABLE_FIELDS
-from mirror.errors import ApiUnavailableError, NotFoundError, OutcomeUnknownError, PermanentApiError, WireError
+from mirror.errors import (
+    ApiUnavailableError,
+    AuthError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermanentApiError,
+    WireError,
+)
 from mirror.merge import merge_fields, same
 from mirror.store import Store
 from mirror.store import local_changes as local
@@ -142,9 +149,10 @@ def _push_creates(store, remote, options, report, run_id, now) -> None:
         if row.intent_sent_at is not None:
             if _adopt(store, remote, row, report, run_id, now, "local (adopted)"):
                 continue
-            if row.intent_walks == 0:
+            if row.intent_walks < 2:
                 # The lookup answers one customer per email, so a create reusing an email may be
-                # invisible to it; only a complete walk that does not list it proves it absent.
+                # invisible to it; only complete walks that do not list it prove it absent, and
+                # two of them, as for deletes, since records can shift past one walk.
                 report.unknown += 1
                 log.info("create_awaiting_confirmation", local_id=row.local_id,
                          reason="sent before with no answer; the next complete walk adopts it or proves it absent")
@@ -155,7 +163,12 @@ def _push_creates(store, remote, options, report, run_id, now) -> None:
         except OutcomeUnknownError as exc:
             report.unknown += 1
             log.warning("create_outcome_unknown", local_id=row.local_id, error=str(exc))
+            local.note_unconfirmed(store, row.local_id, f"sent {now()} but the answer was lost ({exc.detail}); the "
+                                   "next complete walks adopt it if Solar Proof has it, or it is sent again")
             continue
+        except AuthError:
+            local.forget_create_intent(store, row.local_id)  # refused before anything was created
+            raise  # the key is wrong for every row: the run ends with exit 2 and the row stays pending
         except (PermanentApiError, WireError) as exc:
             local.forget_create_intent(store, row.local_id)
             reason = exc.detail if isinstance(exc, PermanentApiError) else str(exc)
@@ -254,6 +267,8 @@ def _send_update(remote, row, writable: dict[str, Any], policy: str) -> _UpdateO
         except NotFoundError:
             outcome.error = "this customer no longer exists in Solar Proof"
             return outcome
+        except AuthError:
+            raise
         except PermanentApiError as exc:
             outcome.error = f"Solar Proof refused the update: {exc.detail}"
             return outcome

@@ -26,6 +26,14 @@ def split_json_array(body: str) -> list[RawRecord] | None:
     Returns None when the body is valid JSON but not an array (the caller decides what that
     means). Raises ValueError (json.JSONDecodeError) when the body is not valid JSON at all.
     """
+    try:
+        return _split(body)
+    except RecursionError:
+        # Nesting deeper than Python's parser goes: garbage as far as a page is concerned.
+        raise json.JSONDecodeError("nested too deeply to be a customer page", body, 0) from None
+
+
+def _split(body: str) -> list[RawRecord] | None:
     start = len(body) - len(body.lstrip(_WHITESPACE))
     if not body.startswith("[", start):
         json.loads(body)  # raises on garbage; valid non-arrays fall through to None

@@ -130,7 +130,7 @@ def _site_address(r: FieldReader, site: Any, into: dict[str, Any]) -> None:
         # getprojectinfo sends the address as a JSON object encoded in a string.
         try:
             site = json.loads(site)
-        except ValueError:
+        except (ValueError, RecursionError):  # garbage, or nested deeper than the parser goes
             pass
     if isinstance(site, dict):
         sub = FieldReader(site)

@@ -20,7 +20,7 @@ def write_body(fields: Mapping[str, Any]) -> dict[str, Any]:
         key = WRITABLE_FIELDS.get(column)
         if key is None:
             raise WireError(column, value, "is read-only in the Solar Proof API")
-        if value is None and column in ("fkcustomertypeid", "customergstregistered"):
+        if value in (None, "") and column in ("fkcustomertypeid", "customergstregistered"):
             continue  # not known, so not sent: the API keeps (or defaults) its own value
         if column == "fkcustomertypeid":
             if isinstance(value, bool) or not isinstance(value, int) or value not in TYPE_WRITE_WORDS:
