@@ -367,13 +367,6 @@ def test_new_row_given_an_id_the_mirror_has_not_seen_is_flagged(mirror):
     assert by_tag(db, "unknown-id")["sync_state"] == "error"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a row inserted with the pkcustomerid of a customer that exists in Solar "
-                                       "Proof but is not mirrored yet is flagged by the push, then the pull creates "
-                                       "that "
-                                       "customer with _CUSTOMER_UPSERT (mirror/store/remote_writes.py, ON CONFLICT DO "
-                                       "UPDATE of every column), which overwrites the row with the remote values and "
-                                       "marks it 'synced': the typed name, email and phone are lost (not in the row, "
-                                       "not in customer_changes)")
 def test_new_row_given_the_id_of_a_customer_not_yet_pulled_keeps_its_values(mirror):
     """A row inserted with the id of a customer not yet pulled keeps its typed values somewhere."""
     sim, db = mirror.sim, mirror.db

@@ -357,9 +357,6 @@ def test_push_under_transport_fault(world, kind, retry_after, action, count):
     assert not set(victims) & mirror_ids(db)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a createcustomer that fails (503) on every run exits 0 with result 'ok' "
-                                       "every time and leaves the row 'pending' with no sync_error, so the failure is "
-                                       "invisible (mirror/sync/push.py _push_creates counts it as 'unknown' only)")
 def test_create_failing_every_run_is_visible(world):
     """A create answered 503 on every run is surfaced: some run exits 75 or the row carries a sync_error."""
     w, sim, db = world, world.sim, world.db
@@ -400,10 +397,6 @@ def test_wrong_key_answered_in_200_exits_2(world, direction, count):
     w.assert_converged()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a refused API key (INVALID_API_KEY) during a create is treated as a "
-                                       "refusal of that row: mirror/sync/push.py _push_creates catches it as "
-                                       "PermanentApiError and flags the row 'error' ('Solar Proof refused the create: "
-                                       "Invalid API key'), so after the key is fixed the row is never created")
 def test_insert_made_while_the_key_is_wrong_is_created_once_the_key_is_fixed(world):
     """A new row pushed with a refused key (exit 2) is created by the first sync with the right key."""
     w, sim, db = world, world.sim, world.db
@@ -488,10 +481,6 @@ def test_page_drift_mid_walk(world, direction, count):
     w.assert_converged()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a create whose response was lost, reusing an existing email, is sent "
-                                       "again after one drifted walk misses the new customer: count_walk_for_intents "
-                                       "(mirror/store/remote_writes.py) counts any complete walk as proof of absence, "
-                                       "and _push_creates re-sends; Solar Proof ends with two new customers")
 def test_lost_create_is_not_resent_after_a_drifted_walk(server, tmp_path):
     """A lost create with a reused email, then a walk that misses it through page drift, is still created once."""
     fresh_account(server, customers=100)
