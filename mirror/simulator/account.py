@@ -1,5 +1,4 @@
-"""One Solar Proof account: its customers, users, webhooks (subscriptions and delivery), and the
-record of API traffic.
+"""One Solar Proof account: customers, users, webhooks (subscriptions, delivery), API traffic.
 
 Thread safety: every public method takes the one `threading.Lock`, because the ASGI app runs
 on uvicorn's thread while tests and the demo change the account from theirs.
@@ -21,9 +20,8 @@ later by a background thread, so no call here waits for a receiver. `webhook_fau
 delivery faults; `deliveries`, `wait_for_deliveries`, `flush_webhooks`, `clear_deliveries`
 and `close` observe and control delivery.
 
-Listing order is `"id"` (ascending) or `"newest"` (descending id); pages hold 50 customers.
-Each customer's read-shape JSON is rendered once and cached; a change to a customer drops its
-entry, and a change of the read-shape quirks (`Quirks.key()`) drops them all.
+Listing order is `"id"` (ascending) or `"newest"` (descending id); pages hold 50 customers,
+served from `read_cache.py`.
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ from .names import USERS
 from .delivery import DEFAULT_VERSION, Delivery, WebhookFaults, created_payload, status_payload
 from .people import People
 from .quirks import Quirks
+from .read_cache import ReadShapeCache
 from .shift import Shift
 from .subscriptions import Subscriptions
 
@@ -63,15 +62,13 @@ class Account:
         self.today = today
         self.people = People(seed)
         self.users = [dict(u) for u in USERS]
+        self._read_cache = ReadShapeCache(self.quirks, self.users)
         self.journal = Journal()
         self._shift: Shift | None = None
         self.subscriptions = Subscriptions()
         self.delivery = Delivery(webhook_version,
                                  webhook_faults if webhook_faults is not None else WebhookFaults(seed))
         self.webhook_faults = self.delivery.faults
-        self._cache: dict[int, bytes] = {}
-        self._cache_key = None
-        self._owners: dict[str, dict] = {}
         was_enabled = gc.isenabled()
         gc.disable()  # as in People.customers: 100k young dicts would be rescanned repeatedly
         try:
@@ -113,7 +110,7 @@ class Account:
                 raise
             record.update(clean)
             self._index(record)
-            self._cache.pop(customer_id, None)
+            self._read_cache.forget(customer_id)
             self._status_changed(record, old_status)
 
     def delete_customer(self, customer_id: int) -> None:
@@ -132,7 +129,7 @@ class Account:
             record = self._records[customer_id]
             notes = fields.clean({"notes": [{"datetime": when, "note": note}]}, self.users)["notes"]
             record["notes"] = sorted(record["notes"] + notes, key=lambda n: n["datetime"])
-            self._cache.pop(customer_id, None)
+            self._read_cache.forget(customer_id)
 
     def add_project(self, customer_id: int, **project) -> int:
         """Add a project (fields as in `fields.project`); returns its project id."""
@@ -141,7 +138,7 @@ class Account:
             new = self._with_project_id(fields.project(project))
             record["projects"].append(new)
             self._projects[new["project_id"]] = customer_id
-            self._cache.pop(customer_id, None)
+            self._read_cache.forget(customer_id)
             return new["project_id"]
 
     def get(self, customer_id: int) -> dict | None:
@@ -242,12 +239,12 @@ class Account:
         """Render every customer's read shape now, so the first walk is as fast as later ones
         (about 15 us per customer; serve_forever does this before it announces itself)."""
         with self._lock:
-            self._fresh_cache()
+            self._read_cache.refresh()
             was_enabled = gc.isenabled()
             gc.disable()
             try:
                 for customer_id in self._ids:
-                    self._bytes(customer_id)
+                    self._read_cache.body(self._records[customer_id])
             finally:
                 if was_enabled:
                     gc.enable()
@@ -257,9 +254,9 @@ class Account:
 
         `serve=False` renders without counting the page as served (no shift triggers)."""
         with self._lock:
-            self._fresh_cache()
+            self._read_cache.refresh()
             ids = self._page_ids(page, self._ids)
-            body = b"[" + b",".join([self._bytes(i) for i in ids]) + b"]"
+            body = b"[" + b",".join([self._read_cache.body(self._records[i]) for i in ids]) + b"]"
             if serve and self._shift and self._shift.due(page):
                 self._shift.run(self, page)
             return body
@@ -267,8 +264,8 @@ class Account:
     def customer_bytes(self, customer_id: int) -> bytes | None:
         """One customer in the read shape, or None."""
         with self._lock:
-            self._fresh_cache()
-            return self._bytes(customer_id) if customer_id in self._records else None
+            self._read_cache.refresh()
+            return self._read_cache.body(self._records[customer_id]) if customer_id in self._records else None
 
     def find_by_email(self, email: str) -> int | None:
         """The lowest id among customers with this email (case-insensitive), or None."""
@@ -301,7 +298,7 @@ class Account:
             self._unindex(record)
             record.update(values)
             self._index(record)
-            self._cache.pop(customer_id, None)
+            self._read_cache.forget(customer_id)
             self._status_changed(record, old_status)  # the API cannot write status; kept general
             return True
 
@@ -355,7 +352,7 @@ class Account:
         record = self._records.pop(customer_id)
         self._unindex(record)
         del self._ids[bisect.bisect_left(self._ids, customer_id)]
-        self._cache.pop(customer_id, None)
+        self._read_cache.forget(customer_id)
 
     def _index(self, record: dict) -> None:
         bisect.insort(self._emails.setdefault(record["email"].strip().lower(), []), record["id"])
@@ -380,30 +377,12 @@ class Account:
         self.people.next_project_id = max(self.people.next_project_id, project["project_id"]) + 1
         return project
 
-    def _listing(self) -> list[int]:
-        return list(self._ids) if self.order == "id" else self._ids[::-1]
-
     def _page_ids(self, page: int, ids: list[int]) -> list[int]:
         start = (page - 1) * PAGE_SIZE
         if self.order == "id":
             return ids[start:start + PAGE_SIZE]
         high = len(ids) - start
         return ids[max(0, high - PAGE_SIZE):high][::-1] if high > 0 else []
-
-    def _fresh_cache(self) -> None:
-        key = self.quirks.key()
-        if key != self._cache_key:
-            self._cache.clear()
-            self._owners = {u["user_id"]: render.owner_info(u, self.quirks) for u in self.users}
-            self._cache_key = key
-
-    def _bytes(self, customer_id: int) -> bytes:
-        body = self._cache.get(customer_id)
-        if body is None:
-            record = self._records[customer_id]
-            body = render.read_bytes(record, self._owners[record["owner"]], self.quirks)
-            self._cache[customer_id] = body
-        return body
 
     @staticmethod
     def _check_order(order: str) -> None:
