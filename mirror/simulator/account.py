@@ -377,6 +377,9 @@ class Account:
         self.people.next_project_id = max(self.people.next_project_id, project["project_id"]) + 1
         return project
 
+    def _listing(self) -> list[int]:
+        return list(self._ids) if self.order == "id" else self._ids[::-1]
+
     def _page_ids(self, page: int, ids: list[int]) -> list[int]:
         start = (page - 1) * PAGE_SIZE
         if self.order == "id":
