@@ -73,15 +73,6 @@ class Mirror:
         assert row_of(self.db, good)["sync_state"] == "synced"
 
 
-def fresh_account(server: SimulatorServer) -> None:
-    """Give the running simulator a new account (same seed: the same customers) and a new fault plan."""
-    old = server.account
-    server.account = server.app.account = Account(customers=CUSTOMERS, seed=SEED)
-    server.quirks, server.webhook_faults = server.account.quirks, server.account.webhook_faults
-    server.faults = server.app.faults = FaultPlan(SEED)
-    old.close()
-
-
 @pytest.fixture(scope="module")
 def server():
     """One simulator for the module; each test gives it a fresh account."""
@@ -92,7 +83,7 @@ def server():
 @pytest.fixture(scope="module")
 def template(server, tmp_path_factory) -> Path:
     """A mirror of the account, imported once and copied for each test."""
-    fresh_account(server)
+    server.reset_account(customers=CUSTOMERS, seed=SEED)
     m = Mirror(server, tmp_path_factory.mktemp("template") / "mirror.db")
     assert m.sync()[0] == EXIT_OK
     return m.db
@@ -101,7 +92,7 @@ def template(server, tmp_path_factory) -> Path:
 @pytest.fixture
 def mirror(server, template, tmp_path):
     """A fresh account and a copy of its mirror, every row synced."""
-    fresh_account(server)
+    server.reset_account(customers=CUSTOMERS, seed=SEED)
     db = tmp_path / "mirror.db"
     source, target = sqlite3.connect(template), sqlite3.connect(db)
     try:

@@ -78,7 +78,7 @@ def restore(account, records: list[dict]) -> None:
             account._records[record["id"]] = record
             bisect.insort(account._ids, record["id"])
             account._index(record)
-            account._cache.pop(record["id"], None)
+            account._read_cache.forget(record["id"])
 
 
 # -- clients --------------------------------------------------------------------------------
@@ -230,15 +230,6 @@ class World:
         assert scalar(self.db, "SELECT count(*) FROM create_intents") == 0
 
 
-def fresh_account(server: SimulatorServer, customers: int = CUSTOMERS) -> None:
-    """Give the running simulator a new account (same seed: the same customers) and a new fault plan."""
-    old = server.account
-    server.account = server.app.account = Account(customers=customers, seed=SEED)
-    server.quirks, server.webhook_faults = server.account.quirks, server.account.webhook_faults
-    server.faults = server.app.faults = FaultPlan(SEED)
-    old.close()
-
-
 @pytest.fixture(scope="module")
 def server():
     """One simulator for the module; each test gives it a fresh account."""
@@ -249,7 +240,7 @@ def server():
 @pytest.fixture(scope="module")
 def template(server, tmp_path_factory) -> Path:
     """A mirror of the 120-customer account, imported once and copied for each test."""
-    fresh_account(server)
+    server.reset_account(customers=CUSTOMERS, seed=SEED)
     w = World(server, tmp_path_factory.mktemp("template") / "mirror.db")
     w.first_sync()
     return w.db
@@ -258,7 +249,7 @@ def template(server, tmp_path_factory) -> Path:
 @pytest.fixture
 def world(server, template, tmp_path):
     """A fresh 120-customer account and a copy of its mirror, in sync."""
-    fresh_account(server)
+    server.reset_account(customers=CUSTOMERS, seed=SEED)
     db = tmp_path / "mirror.db"
     source, target = sqlite3.connect(template), sqlite3.connect(db)
     try:
@@ -483,7 +474,7 @@ def test_page_drift_mid_walk(world, direction, count):
 
 def test_lost_create_is_not_resent_after_a_drifted_walk(server, tmp_path):
     """A lost create with a reused email, then a walk that misses it through page drift, is still created once."""
-    fresh_account(server, customers=100)
+    server.reset_account(customers=100, seed=SEED)
     sim = server
     w = World(sim, tmp_path / "mirror.db")
     w.first_sync()

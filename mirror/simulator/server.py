@@ -114,6 +114,15 @@ class SimulatorServer:
                     raise RuntimeError("simulator failed to start")
         return self
 
+    def reset_account(self, customers: int, seed: int) -> None:
+        """Replace the account (seeded: the same customers again) and the fault plan while serving,
+        so a test module can share one server and still start each test from a known state."""
+        old = self.account
+        self.account = self.app.account = Account(customers=customers, seed=seed)
+        self.quirks, self.webhook_faults = self.account.quirks, self.account.webhook_faults
+        self.faults = self.app.faults = FaultPlan(seed)
+        old.close()
+
     def stop(self) -> None:
         """Stop serving, stop webhook delivery (unsent deliveries are discarded) and close the
         socket (idempotent)."""
