@@ -61,8 +61,9 @@ def query(db: Path | str, sql: str, params: tuple = ()) -> list[dict]:
 
 
 def scalar(db: Path | str, sql: str, params: tuple = ()):
-    """The first column of the first row of `sql`."""
-    return next(iter(query(db, sql, params)[0].values()))
+    """The first column of the first row of `sql`, or None when there is no row."""
+    rows = query(db, sql, params)
+    return next(iter(rows[0].values())) if rows else None
 
 
 def row_of(db: Path | str, remote_id: int) -> dict | None:

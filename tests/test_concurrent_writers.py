@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import pytest
 
 from conftest import API_KEY
+from polling import wait_until
+from sqlite_edit import query, scalar
 from mirror.simulator.server import SimulatorServer
 
 WRITER = textwrap.dedent("""
@@ -36,14 +36,6 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def wait_until(predicate, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.05)
-
-
 def test_a_tight_loop_of_edits_during_syncs_loses_nothing(tmp_path: Path):
     """300 updates and 30 inserts committed back to back while the daemon syncs every second all reach
     the API, and the writer never sees 'database is locked'."""
@@ -63,11 +55,11 @@ def test_a_tight_loop_of_edits_during_syncs_loses_nothing(tmp_path: Path):
                                     text=True, timeout=120)
             assert writer.returncode == 0, writer.stderr
             assert "locked" not in writer.stderr and writer.stdout.strip() == "done"
-            expected = _scalar_rows(db, "SELECT pkcustomerid, customerphone2 FROM customers "
-                                        "WHERE pkcustomerid IS NOT NULL AND customerphone2 LIKE '0411 %'")
-            wait_until(lambda: all(sim.account.get(i)["phone2"] == v for i, v in expected), 60,
-                       "every last edit to reach the API")
-            wait_until(lambda: _scalar(db, "SELECT count(*) FROM customers WHERE customersurname LIKE 'Writer%' "
+            expected = query(db, "SELECT pkcustomerid, customerphone2 FROM customers "
+                                 "WHERE pkcustomerid IS NOT NULL AND customerphone2 LIKE '0411 %'")
+            wait_until(lambda: all(sim.account.get(r["pkcustomerid"])["phone2"] == r["customerphone2"]
+                                   for r in expected), 60, "every last edit to reach the API")
+            wait_until(lambda: scalar(db, "SELECT count(*) FROM customers WHERE customersurname LIKE 'Writer%' "
                                            "AND pkcustomerid IS NOT NULL") == 30, 60, "the 30 inserts to be created")
         finally:
             daemon.send_signal(signal.SIGTERM)
@@ -77,8 +69,8 @@ def test_a_tight_loop_of_edits_during_syncs_loses_nothing(tmp_path: Path):
                 daemon.kill()
         emails = [c["email"] for c in sim.account.snapshot()["customers"] if c["email"].startswith("loop.writer")]
         assert len(emails) == len(set(emails)) == 30  # each insert created exactly once
-        assert _scalar(db, "SELECT count(*) FROM customers WHERE sync_state NOT IN ('synced', 'pending')") == 0
-        assert _scalar(db, "PRAGMA integrity_check") == "ok"
+        assert scalar(db, "SELECT count(*) FROM customers WHERE sync_state NOT IN ('synced', 'pending')") == 0
+        assert scalar(db, "PRAGMA integrity_check") == "ok"
     assert daemon.returncode == 0
 
 
@@ -86,26 +78,6 @@ def _first_sync_done(db: Path) -> bool:
     import sqlite3
 
     try:  # the daemon may still be creating the file and its tables
-        return db.exists() and _scalar(db, "SELECT count(*) FROM sync_runs WHERE result='ok'") > 0
+        return db.exists() and scalar(db, "SELECT count(*) FROM sync_runs WHERE result='ok'") > 0
     except sqlite3.Error:
         return False
-
-
-def _scalar(db: Path, sql: str):
-    import sqlite3
-
-    connection = sqlite3.connect(db, timeout=30)
-    try:
-        return connection.execute(sql).fetchone()[0]
-    finally:
-        connection.close()
-
-
-def _scalar_rows(db: Path, sql: str) -> list[tuple]:
-    import sqlite3
-
-    connection = sqlite3.connect(db, timeout=30)
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()

@@ -24,6 +24,8 @@ import httpx
 import pytest
 
 from conftest import API_KEY
+from polling import free_port, wait_until
+from sqlite_edit import scalar
 from mirror.lock import LockBusy, run_lock, sync_lock
 from mirror.simulator.server import SimulatorServer
 
@@ -33,28 +35,6 @@ CLEARED_ENV = ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY", "CONFIGURATION_DIRECT
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, message: str = "", poll: float = 0.05):
-    """Poll `predicate` every `poll` seconds until it returns something truthy (returned), or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}")
-        time.sleep(poll)
-
-
-def scalar(db: Path, sql: str, params: tuple = ()):
-    """One value from the mirror, through a fresh read connection of the test process."""
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        row = con.execute(sql, params).fetchone()
-        return row[0] if row else None
-    finally:
-        con.close()
 
 
 def table_exists(db: Path, name: str) -> bool:
@@ -281,12 +261,6 @@ def edit_row(db: Path, sql: str, params: tuple = ()) -> None:
             assert con.execute(sql, params).rowcount == 1
     finally:
         con.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def metric_samples(text: str) -> dict[str, float]:

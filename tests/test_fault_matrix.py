@@ -17,8 +17,6 @@ from mirror.commands.sync import sync_once
 from mirror.config import load_settings
 from mirror.exit_codes import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.retry import RetryPolicy
-from mirror.simulator.account import Account
-from mirror.simulator.faults import FaultPlan
 from mirror.simulator.server import SimulatorServer
 from sqlite_edit import edit, query, row_of, scalar, sql_text
 

@@ -24,7 +24,6 @@ from mirror.errors import WireError
 from mirror.merge import POLICIES, merge_fields, same
 from mirror.sync.planner import DeletePlan, plan_deletes
 from mirror.validation import REQUIRED_FOR_CREATE, problems_of
-from mirror.vocabulary import word_key
 from mirror.wire import customer_from_project, customer_from_read, customers_from_webhook, parse_customer, write_body
 from mirror.wire.page import split_json_array
 

@@ -7,7 +7,6 @@ import json
 import logging
 import traceback
 
-import pytest
 import structlog
 
 from conftest import API_KEY, make_client

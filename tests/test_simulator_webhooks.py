@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from mirror.simulator import Account, SimulatorServer
-from mirror.simulator.delivery import CREATED_A_KEYS, CREATED_B_KEYS, STATUS_A_KEYS, STATUS_B_KEYS
+from mirror.simulator.events import CREATED_A_KEYS, CREATED_B_KEYS, STATUS_A_KEYS, STATUS_B_KEYS
 
 KEY = "webhook-test-key"
 TODAY = dt.date(2026, 4, 9)

@@ -12,6 +12,7 @@ import pytest
 import structlog
 
 from conftest import API_KEY, FakeClock, make_client
+from sqlite_edit import query, scalar
 from mirror.api import SolarProofClient
 from mirror.commands.sync import sync_once
 from mirror.config import load_settings
@@ -36,20 +37,6 @@ def settings_for(sim: SimulatorServer, db: Path, **env: str):
     """Settings for a sync of `sim` into `db`; extra SPMIRROR_* values as keyword arguments."""
     return load_settings(env={"SPMIRROR_API_URL": sim.url, "SPMIRROR_API_KEY": sim.api_key,
                               "SPMIRROR_DB": str(db), **env})
-
-
-def query(db: Path, sql: str, params: tuple = ()) -> list[dict]:
-    """Rows of `sql` from the mirror file, read through a separate sqlite3 connection."""
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(row) for row in con.execute(sql, params)]
-    finally:
-        con.close()
-
-
-def scalar(db: Path, sql: str, params: tuple = ()):
-    return next(iter(query(db, sql, params)[0].values()))
 
 
 def execute(db: Path, script: str) -> None:

@@ -20,12 +20,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import pytest
 
 from conftest import API_KEY
+from polling import free_port, wait_until
+from sqlite_edit import query
 from mirror.config import load_settings
 from mirror.commands.sync import sync_once
 from mirror.lock import sync_lock
@@ -43,34 +44,6 @@ ABN = "51 824 753 556"
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, message: str = "", poll: float = 0.02):
-    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}")
-        time.sleep(poll)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def query(db: Path, sql: str, params: tuple = ()) -> list[dict]:
-    """Rows of the mirror, read through a fresh connection of the test process."""
-    con = sqlite3.connect(db, timeout=30)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(row) for row in con.execute(sql, params)]
-    finally:
-        con.close()
 
 
 def raw_status(port: int, request: bytes) -> int:

@@ -36,7 +36,8 @@ from collections.abc import Callable
 from . import fields, render
 from .journal import Journal
 from .names import USERS
-from .delivery import DEFAULT_VERSION, Delivery, WebhookFaults, created_payload, status_payload
+from .delivery import Delivery, WebhookFaults
+from .events import DEFAULT_VERSION, created_payload, status_payload
 from .people import People
 from .quirks import Quirks
 from .read_cache import ReadShapeCache

@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from .delivery import check_version
+from .events import check_version
 from .quirks import Quirks
 
 # Routes that may wait: the app calls `route` for these in a worker thread.

@@ -64,22 +64,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from .events import (  # noqa: F401  (re-exported: the payload constants are part of this API)
-    DEFAULT_VERSION,
-    VERSIONS,
-    ACCOUNT_COMPANY,
-    TYPE_CODES,
-    CREATED_A_KEYS,
-    STATUS_A_KEYS,
-    CREATED_B_KEYS,
-    STATUS_B_KEYS,
-    check_version,
-    _name,
-    _iso,
-    utc_now,
-    created_payload,
-    status_payload,
-)
+from .events import DEFAULT_VERSION, check_version
 from .render import dumps
 
 TIMEOUT = 5.0

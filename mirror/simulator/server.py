@@ -31,7 +31,8 @@ import uvicorn
 
 from .account import Account
 from .app import App
-from .delivery import DEFAULT_VERSION, WebhookFaults
+from .delivery import WebhookFaults
+from .events import DEFAULT_VERSION
 from .faults import FaultPlan
 from .quirks import Quirks
 
