@@ -13,14 +13,14 @@ from typing import Sequence
 import structlog
 
 from mirror import __version__
-from mirror.commands import demo, resolve, run, simulate, status, sync, webhooks
+from mirror.commands import demo, rekey, resolve, run, simulate, status, sync, webhooks
 from mirror.config import Settings, load_settings
 from mirror.errors import ConfigError
 from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from mirror.logs import configure_logging
 from mirror.redaction import redact_text
 
-COMMANDS = (sync, run, status, resolve, webhooks, demo, simulate)
+COMMANDS = (sync, run, status, resolve, rekey, webhooks, demo, simulate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,7 @@ from mirror.lock import LockBusy, run_lock, sync_lock
 from mirror.metrics import Metrics
 from mirror.notify import notify, watchdog_interval
 from mirror.store import Store
+from mirror.sync.account import ensure_account
 from mirror.webhooks import WebhookReceiver
 
 log = structlog.get_logger()
@@ -95,8 +96,11 @@ class Daemon:
         lock = run_lock(self.database)
         lock.acquire()  # LockBusy propagates: the caller reports the other daemon
         try:
-            with Store.open(self.database):
-                pass  # creates or upgrades the file before we tell systemd we are ready
+            with Store.open(self.database) as store:
+                # Creates or upgrades the file, and refuses another account's settings before any
+                # job, webhook or push can write (AccountMismatch, AuthError: the caller exits 2).
+                ensure_account(store, self.client, self.settings[("api", "url")], self.settings.api_key,
+                               utc_now_text())
             self._start_metrics()
             self._start_webhooks()
             self._schedule()

@@ -251,7 +251,9 @@ class CreateIntent(SQLModel, table=True):
     """A create about to be sent, recorded (and committed) before the POST.
 
     If the process dies after the POST and before the new id is stored, or the response is lost,
-    the next run finds this row and adopts the customer by email instead of creating it again.
+    a complete walk later looks for a customer tied to no row whose every field equals
+    `sent_json`: exactly one is adopted; none (after two walks) means the create never arrived;
+    several, or a near miss, leave the row in 'error' for a person (spmirror resolve).
     """
 
     __tablename__ = "create_intents"
@@ -259,8 +261,45 @@ class CreateIntent(SQLModel, table=True):
     local_id: int = Field(primary_key=True)  # customers.id
     email: str
     sent_at: str
-    # Complete walks since the POST that did not list the customer: after one, it was not created.
+    # Complete walks since the POST that did not list the customer: after two, it was not created.
     complete_walks_since: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    # The canonical columns the create sent, as JSON: what a candidate must equal, and the base.
+    sent_json: Optional[str] = None
+    # 1 when Solar Proof answered success without an id: it exists, so it is never sent again.
+    acknowledged: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+
+
+class UnconfirmedWrite(SQLModel, table=True):
+    """A field value sent to Solar Proof that no read has confirmed yet.
+
+    The base takes what Solar Proof holds, not what was sent: the next pull (or webhook fetch)
+    of the customer compares each value here with what the API returns, and a value Solar Proof
+    did not take leaves the row in 'error' with both values named.
+    """
+
+    __tablename__ = "unconfirmed_writes"
+
+    pkcustomerid: int = Field(primary_key=True)
+    field: str = Field(primary_key=True)
+    sent_value: Optional[str] = None  # as text, like history values; NULL for "cleared"
+    sent_at: str
+    run_id: Optional[str] = None
+
+
+class MirrorAccount(SQLModel, table=True):
+    """The one Solar Proof account this file mirrors, pinned on its first sync.
+
+    The key itself is never stored: only a salted one-way fingerprint (HMAC-SHA256), enough to
+    tell that a later sync uses another key, and nothing that gives the key back.
+    """
+
+    __tablename__ = "mirror_account"
+
+    id: int = Field(default=1, sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    api_url: str
+    key_salt: str
+    key_fingerprint: str
+    pinned_at: str
 
 
 class WebhookSubscription(SQLModel, table=True):

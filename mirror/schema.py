@@ -13,7 +13,7 @@ from __future__ import annotations
 from mirror.customer import CUSTOMER_COLUMNS, LABEL_COLUMNS
 from mirror.vocabulary import STATUS_LABELS, TYPE_LABELS, TYPE_WRITE_WORDS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SEARCHED = (
     "customerfirstname",
@@ -98,5 +98,18 @@ EXTRAS: tuple[str, ...] = (
     ),
 )
 
-# MIGRATIONS[n] takes a version-(n+1) file to version n+2. Empty while there is one version.
-MIGRATIONS: tuple[tuple[str, ...], ...] = ()
+# MIGRATIONS[n] takes a version-(n+1) file to version n+2.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1 -> 2: identity. The account a file mirrors; values sent and not yet confirmed by a read;
+    # what each create sent (the only evidence that ties a found customer to a row).
+    (
+        """CREATE TABLE mirror_account (
+            id INTEGER NOT NULL, api_url VARCHAR NOT NULL, key_salt VARCHAR NOT NULL,
+            key_fingerprint VARCHAR NOT NULL, pinned_at VARCHAR NOT NULL, PRIMARY KEY (id))""",
+        """CREATE TABLE unconfirmed_writes (
+            pkcustomerid INTEGER NOT NULL, field VARCHAR NOT NULL, sent_value VARCHAR,
+            sent_at VARCHAR NOT NULL, run_id VARCHAR, PRIMARY KEY (pkcustomerid, field))""",
+        "ALTER TABLE create_intents ADD COLUMN sent_json VARCHAR",
+        "ALTER TABLE create_intents ADD COLUMN acknowledged INTEGER DEFAULT 0 NOT NULL",
+    ),
+)

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mirror.schema import SCHEMA_VERSION
+
 from conftest import API_KEY
 from mirror.simulator.server import SimulatorServer
 
@@ -88,7 +90,8 @@ def test_status_json_gives_counts_and_the_last_run(synced):
     summary = json.loads(status.stdout)
     assert summary["customers"] == CUSTOMERS
     assert summary["sync_state"] == {"synced": CUSTOMERS}
-    assert summary["schema_version"] == 1
+    assert summary["schema_version"] == SCHEMA_VERSION
+    assert summary["account"]["api_url"] == env["SPMIRROR_API_URL"]
     assert summary["notes"] > 0 and summary["projects"] > 0
     assert summary["deleted_customers"] == 0 and summary["delete_candidates"] == 0
     assert summary["last_run"]["result"] == "ok" and summary["last_run"]["created"] == CUSTOMERS

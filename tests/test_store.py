@@ -6,11 +6,12 @@ import gc
 import os
 import sqlite3
 import stat
+from pathlib import Path
 
 import pytest
 
 import mirror.store
-from mirror.schema import SCHEMA_VERSION
+from mirror.schema import MIGRATIONS, SCHEMA_VERSION
 from mirror.store import Store, StoreError
 
 
@@ -102,7 +103,7 @@ def test_an_unversioned_sqlite_file_with_a_customers_table_is_refused(tmp_path):
     assert pragma(path, "user_version") == 0
 
 
-def _version_one_file_with_rows(path) -> None:
+def _current_file_with_rows(path) -> None:
     Store.open(path).close()
     con = sqlite3.connect(path)
     con.executemany("INSERT INTO customers (customerfirstname, customersurname) VALUES (?, ?)",
@@ -111,12 +112,47 @@ def _version_one_file_with_rows(path) -> None:
     con.close()
 
 
+V1_DUMP = Path(__file__).parent / "fixtures" / "mirror-v1.sql"
+
+
+def _columns(path) -> dict[str, list[tuple]]:
+    con = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                            "AND name NOT LIKE 'customers_fts%' ORDER BY name")]
+        return {t: [(r[1], r[2].upper(), r[3], r[4], r[5]) for r in con.execute(f"PRAGMA table_info({t})")]
+                for t in tables}
+    finally:
+        con.close()
+
+
+def test_a_file_made_by_schema_version_1_upgrades_with_its_pending_edits(tmp_path):
+    """A real version-1 file (a synced mirror with a pending edit and a pending INSERT) upgrades to the current
+    schema: every row, edit and search entry kept, and the same tables and columns as a new file."""
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.executescript(V1_DUMP.read_text())
+    before = con.execute("SELECT * FROM customers ORDER BY id").fetchall()
+    con.close()
+    assert pragma(path, "user_version") == 1
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT * FROM customers ORDER BY id").fetchall() == before
+    assert con.execute("SELECT id, pkcustomerid, sync_state FROM customers WHERE sync_state='pending' ORDER BY id"
+                       ).fetchall() == [(1, 70001, "pending"), (6, None, "pending")]
+    assert con.execute("SELECT rowid FROM customers_fts WHERE customers_fts MATCH 'vera'").fetchall() == [(6,)]
+    con.close()
+    Store.open(tmp_path / "new.db").close()
+    assert _columns(path) == _columns(tmp_path / "new.db")
+
+
 def test_an_older_file_is_upgraded_in_place(tmp_path, monkeypatch):
-    """A version-1 file with rows gets the next version's migration: same rows, the new column, the new version."""
+    """A current file with rows gets the next version's migration: same rows, the new column, the new version."""
     path = tmp_path / "mirror.db"
-    _version_one_file_with_rows(path)
+    _current_file_with_rows(path)
     monkeypatch.setattr(mirror.store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setattr(mirror.store, "MIGRATIONS", (("ALTER TABLE customers ADD COLUMN test_extra TEXT",),))
+    monkeypatch.setattr(mirror.store, "MIGRATIONS", (*MIGRATIONS, ("ALTER TABLE customers ADD COLUMN test_extra TEXT",)))
     with Store.open(path) as store:
         assert store.schema_version == SCHEMA_VERSION + 1
     con = sqlite3.connect(path)
@@ -134,9 +170,10 @@ def test_an_older_file_is_upgraded_in_place(tmp_path, monkeypatch):
 def test_upgrades_run_every_step_in_order(tmp_path, monkeypatch):
     """Two pending versions run both steps, in order, ending at the newest version."""
     path = tmp_path / "mirror.db"
-    _version_one_file_with_rows(path)
+    _current_file_with_rows(path)
     monkeypatch.setattr(mirror.store, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
     monkeypatch.setattr(mirror.store, "MIGRATIONS", (
+        *MIGRATIONS,
         ("CREATE TABLE step_log (step INTEGER)", "INSERT INTO step_log VALUES (1)"),
         ("INSERT INTO step_log VALUES (2)",),
     ))
@@ -150,12 +187,12 @@ def test_upgrades_run_every_step_in_order(tmp_path, monkeypatch):
 def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     """A step that fails rolls back whole: StoreError, old version, rows intact, no half-added column."""
     path = tmp_path / "mirror.db"
-    _version_one_file_with_rows(path)
+    _current_file_with_rows(path)
     monkeypatch.setattr(mirror.store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setattr(mirror.store, "MIGRATIONS", ((
+    monkeypatch.setattr(mirror.store, "MIGRATIONS", (*MIGRATIONS, (
         "ALTER TABLE customers ADD COLUMN test_extra TEXT",
         "INSERT INTO no_such_table VALUES (1)",
-    ),))
+    )))
     with pytest.raises(StoreError):
         Store.open(path)
     con = sqlite3.connect(path)

@@ -6,8 +6,10 @@ import argparse
 import sys
 
 from mirror.config import Settings
-from mirror.exit_codes import EXIT_UNAVAILABLE
+from mirror.errors import ApiUnavailableError, AuthError
+from mirror.exit_codes import EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.lock import LockBusy
+from mirror.sync.account import AccountMismatch
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -29,4 +31,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except LockBusy as exc:
         print(f"Error: another spmirror run already serves {settings.database_path}: {exc.holder}\n"
               f"Try: systemctl status spmirror, or stop the other process first", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except AccountMismatch as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AuthError as exc:
+        print(f"Error: {exc}\nTry: check [api] key / SPMIRROR_API_KEY", file=sys.stderr)
+        return EXIT_USAGE
+    except ApiUnavailableError as exc:
+        print(f"Error: {exc}\nTry: again later; the first start pins the mirror to its account", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mirror.config import Settings
 from mirror.exit_codes import EXIT_OK, EXIT_USAGE
+from mirror.redaction import redact_url
 from mirror.store import Store
 from mirror.store.runs import status_summary
 
@@ -53,6 +54,9 @@ def read_daemon_state(database: Path) -> dict | None:
 def render(summary: dict) -> str:
     lines = [
         f"database        {summary['database']} (schema {summary['schema_version']})",
+        "account         " + (f"{redact_url(account['api_url'])} (key {account['key_fingerprint']}, pinned "
+                               f"{account['pinned_at']})" if (account := summary.get("account")) else
+                               "not pinned yet (the first sync pins it)"),
         f"customers       {summary['customers']}",
         "by sync_state   " + (", ".join(f"{k} {v}" for k, v in summary["sync_state"].items()) or "-"),
         f"notes/projects  {summary['notes']} / {summary['projects']}",

@@ -20,6 +20,7 @@ from mirror.lock import LockBusy, sync_lock
 from mirror.progress import WalkProgress
 from mirror.store import Store
 from mirror.store.runs import finish_run, start_run
+from mirror.sync.account import AccountMismatch, check_account, ensure_account
 from mirror.sync.pull import MassDeleteRefused, PullOptions, PullReport, run_pull
 from mirror.sync.push import LocalDeleteRefused, PushOptions, PushReport, run_push
 
@@ -63,6 +64,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.dry_run and report is not None:
         print(render_plan(report))
     return code
+
+
+class _NotStarted(Exception):
+    """The run was refused before it began: the settings point at another account."""
 
 
 @dataclass
@@ -134,10 +139,20 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
     client = client or SolarProofClient.from_settings(settings)
     try:
         with Store.open(settings.database_path) as store:
+            # Before anything is written, here or in Solar Proof: is this the file's own account?
+            try:
+                check_account(store, settings[("api", "url")], settings.api_key)
+            except AccountMismatch as exc:
+                result, error, code = "refused", str(exc), EXIT_USAGE
+                raise _NotStarted from exc
             if not dry_run:
                 start_run(store, run_id, utc_now_text())
             expected = store.count_customers()
             try:
+                # An unpinned file is pinned once the API accepts the key (and, if it holds
+                # customers already, once the listing shows they are this account's).
+                ensure_account(store, client, settings[("api", "url")], settings.api_key, utc_now_text(),
+                               dry_run=dry_run)
                 if push:
                     report.push = run_push(store, client, push_options(settings, allow_mass_delete, dry_run),
                                            run_id=run_id, now=utc_now_text)
@@ -150,6 +165,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                         if name != "run_id":
                             setattr(report, name, getattr(pulled, name))
                 result, code = "ok", EXIT_OK
+            except AccountMismatch as exc:
+                result, error, code = "refused", str(exc), EXIT_USAGE
             except (MassDeleteRefused, LocalDeleteRefused) as exc:
                 result, error, code = "refused", str(exc), EXIT_REFUSED
             except Interrupted as exc:
@@ -163,6 +180,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
             finally:
                 if not dry_run:
                     finish_run(store, run_id, utc_now_text(), result, report.counts(), error)
+    except _NotStarted:
+        pass  # refused before the run began: no sync_runs row, no write anywhere
     except MirrorError as exc:
         error = str(exc)
     finally:
@@ -178,6 +197,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
         hint = {EXIT_REFUSED: "spmirror sync --allow-mass-delete, if the deletes are real",
                 EXIT_UNAVAILABLE: "spmirror sync again later; nothing was deleted",
                 EXIT_USAGE: "set the API key: SPMIRROR_API_KEY, [api] key_file, or LoadCredential=api_key"}.get(code)
+        if result == "refused" and code == EXIT_USAGE:
+            hint = None  # the account message says what to do
         if hint:
             print(f"Try: {hint}", file=sys.stderr)
     return code, report

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import SQLModel
 
 from mirror import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -114,8 +115,12 @@ class Store:
         # Only once the file is known to be ours: WAL lets people read while the daemon writes.
         self.db.execute("PRAGMA journal_mode=WAL")
         if version == 0:
-            SQLModel.metadata.create_all(self.engine)
+            # Tables, indexes, triggers and the version stamp in ONE transaction: a first run
+            # killed half-way leaves an empty file that the next run simply creates again,
+            # never a half-made schema that every later run would refuse.
             with self.transaction() as db:
+                for statement in self._table_statements():
+                    db.execute(statement)
                 for statement in EXTRAS:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -126,6 +131,15 @@ class Store:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={step + 1}")
         self._schema_ready = True
+
+    def _table_statements(self) -> Iterator[str]:
+        """CREATE TABLE and CREATE INDEX for every model, as SQLite text (create_all would
+        commit each statement on its own)."""
+        dialect = self.engine.dialect
+        for table in SQLModel.metadata.sorted_tables:
+            yield str(CreateTable(table).compile(dialect=dialect))
+            for index in sorted(table.indexes, key=lambda i: i.name or ""):
+                yield str(CreateIndex(index).compile(dialect=dialect))
 
     @property
     def schema_version(self) -> int:

@@ -61,8 +61,11 @@ def status_summary(store: Store) -> dict[str, Any]:
         "AS conflicting_fields FROM customers c WHERE c.sync_state IN ('pending', 'conflict', 'error') "
         "ORDER BY c.sync_state, c.id LIMIT 50"
     )
+    account = store.query("SELECT api_url, substr(key_fingerprint, 1, 12) AS key_fingerprint, pinned_at "
+                          "FROM mirror_account WHERE id = 1")
     return {
         "database": str(store.path),
+        "account": account[0] if account else None,
         "rows_needing_attention": attention,
         "schema_version": store.schema_version,
         **counts,
