@@ -24,7 +24,38 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         help="listing order of getallcustomers, which the real API leaves undocumented (default id)",
     )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API request")
+    parser.add_argument(
+        "--no-getcustomer", dest="getcustomer", action="store_false",
+        help="serve no getcustomer action (it is undocumented): it answers as an unknown action does",
+    )
+    parser.add_argument(
+        "--ignore-field", dest="ignored_fields", action="append", default=[], type=write_field,
+        metavar="NAME",
+        help="accept this create/update body field (firstname, surname, email, phone1, phone2, type, "
+        "companyname, companyphone, gststatus) but do not store it; repeatable",
+    )
+    parser.add_argument(
+        "--empty-keeps-value", dest="empty_clears", action="store_false",
+        help='an update sending "" or null for phone2, companyname or companyphone keeps the old value',
+    )
     parser.set_defaults(handler=run, needs_settings=False)
+
+
+def write_field(text: str) -> str:
+    """An argparse type: one of the simulator's write-body field names."""
+    from mirror.simulator.quirks import WRITE_FIELD_NAMES  # imported late, as in run()
+
+    if text not in WRITE_FIELD_NAMES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(WRITE_FIELD_NAMES)}, got {text!r}")
+    return text
+
+
+def quirks_from(args: argparse.Namespace):
+    """The simulator's Quirks for these arguments (the other quirks at their defaults)."""
+    from mirror.simulator.quirks import Quirks
+
+    return Quirks(getcustomer=args.getcustomer, ignored_fields=tuple(args.ignored_fields),
+                  empty_clears=args.empty_clears)
 
 
 def run(args: argparse.Namespace, _settings) -> int:
@@ -32,5 +63,6 @@ def run(args: argparse.Namespace, _settings) -> int:
     from mirror.simulator.server import serve_forever
 
     serve_forever(host=args.host, port=args.port, customers=args.customers, seed=args.seed,
-                  api_key=args.api_key, order=args.order, latency_ms=args.latency_ms)
+                  api_key=args.api_key, order=args.order, latency_ms=args.latency_ms,
+                  quirks=quirks_from(args))
     return EXIT_OK

@@ -4,7 +4,8 @@ Contract: `handle(request, account, api_key)` returns a `Reply` for any input an
 
 Routing: the action comes from the query string, else from a JSON body's `data.action` (the
 query wins when both exist). Unknown or missing action -> 404 `NOT_FOUND` "The requested
-endpoint does not exist" (this covers the documented but unsimulated `getprojectinfo`).
+endpoint does not exist" (this covers the documented but unsimulated `getprojectinfo`, and
+`getcustomer` while the `getcustomer` quirk is off: see `route`).
 A method outside the action's list -> 405 `METHOD_NOT_ALLOWED`.
 
     getallcustomers, getcustomerByemail, getcustomerid, getcustomer,
@@ -19,6 +20,10 @@ require `data.apikey` (their pages mark it Required with no such note) and accep
 `?api_key=` beside it. Any key that is present must be right; otherwise 401 `INVALID_API_KEY`
 "Invalid API key". Write bodies must be JSON `{"data": {...}}`; a body that does not parse
 (like the old docs' trailing commas) -> 400 `INVALID_PARAMETERS` "Invalid JSON body".
+
+Writes validate every field they are sent, then store what the server keeps: not the fields in
+the `ignored_fields` quirk, and on update not an optional text field sent as "" or null under
+`empty_clears=False` (see `_unstored`). Either way the answer is the usual success.
 
 Errors are `{"code", "message"}` with 400 (INVALID_PARAMETERS), 401 (INVALID_API_KEY), 404
 (CUSTOMER_NOT_FOUND, NOT_FOUND, and CAMPAIGN_NOT_FOUND for an unknown project: the code the old
@@ -37,6 +42,7 @@ from urllib.parse import urlsplit
 
 from . import fields, render
 from .account import Account
+from .quirks import Quirks
 
 READ, WRITE, HOOK = "read", "write", "hook"
 ACTIONS = {
@@ -53,11 +59,15 @@ ACTIONS = {
 }
 WEBHOOK_TYPES = ("customer_created", "customer_status_change", "project_email_sent",
                  "project_sms_sent", "published_proposal_link", "recent_draft_project")
-# W field -> internal field, in the order the create page lists them (and checks required ones).
+# W field -> internal field, in the order the create page lists them (and checks required ones);
+# the same names, in the same order, as quirks.WRITE_FIELD_NAMES.
 WRITE_FIELDS = {"firstname": "first_name", "surname": "last_name", "email": "email",
                 "phone1": "phone1", "phone2": "phone2", "type": "type",
                 "companyname": "company_name", "companyphone": "company_phone", "gststatus": "gst"}
 REQUIRED = ("firstname", "surname", "email", "phone1", "type")
+OPTIONAL_TEXT = ("phone2", "companyname", "companyphone")
+# What a create stores for a field the server ignores: a new customer's default.
+CREATE_DEFAULTS = {name: 0 if name == "gststatus" else 1 if name == "type" else "" for name in WRITE_FIELDS}
 _UNPARSED = object()
 
 
@@ -125,7 +135,7 @@ def handle(request: Request, account: Account, api_key: str, serve: bool = True)
             except ValueError:
                 raise invalid("Invalid JSON body") from None
         action = request.action()
-        kind, methods = ACTIONS.get(action, (None, ()))
+        kind, methods = route(action, account.quirks)
         if kind is None:
             raise ApiError("NOT_FOUND", "The requested endpoint does not exist", 404)
         if request.method not in methods:
@@ -143,6 +153,13 @@ def handle(request: Request, account: Account, api_key: str, serve: bool = True)
     except Exception as exc:  # noqa: BLE001 - the contract is: never a bare 500
         return Reply(500 if not account.quirks.errors_in_200 else 200,
                      render.dumps(render.error("UNKNOWN", f"Unexpected error: {exc}")))
+
+
+def route(action: str, quirks: Quirks) -> tuple:
+    """(kind, methods) of an action as the server has it now; (None, ()) for no such action."""
+    if action == "getcustomer" and not quirks.getcustomer:
+        return None, ()
+    return ACTIONS.get(action, (None, ()))
 
 
 def _check_key(given: list, api_key: str) -> None:
@@ -215,7 +232,7 @@ def _write(action: str, request: Request, account: Account, api_key: str) -> Rep
         _check_key([request.query.get("api_key"), data.get("apikey")], api_key)
 
     if action == "createcustomer":
-        values = _values(data, creating=True)
+        values = _unstored(_values(data, creating=True), data, account.quirks, creating=True)
         owner = data.get("useremail")
         if owner not in (None, ""):
             user_id = account.user_id_by_email(str(owner)) if isinstance(owner, str) else None
@@ -227,7 +244,7 @@ def _write(action: str, request: Request, account: Account, api_key: str) -> Rep
 
     customer_id = _customer_id(data)
     if action == "updatecustomer":
-        values = _values(data, creating=False)
+        values = _unstored(_values(data, creating=False), data, account.quirks, creating=False)
         if not account.api_update(customer_id, values):
             raise ApiError("CUSTOMER_NOT_FOUND", f"No customer exists with ID: {customer_id}", 404)
         return Reply(200, render.dumps(render.updated(customer_id, account.quirks)), applied=True)
@@ -270,13 +287,28 @@ def _values(data: dict, creating: bool) -> dict:
         elif name == "gststatus":
             values[internal] = _gst(value)
         elif value is None:
-            values[internal] = ""  # an optional field sent as null clears it, as "" does
+            values[internal] = ""  # null clears an optional field, as "" does (see _unstored)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             values[internal] = str(value)  # PHP would coerce a number to its string form
         elif isinstance(value, str):
             values[internal] = value
         else:
             raise invalid(f"Invalid value for field '{name}'")
+    return values
+
+
+def _unstored(values: dict, data: dict, quirks: Quirks, creating: bool) -> dict:
+    """`values` (from `_values`) less what the server does not store, by the quirks
+    `ignored_fields` (a create stores `CREATE_DEFAULTS` instead) and `empty_clears`."""
+    for name in quirks.ignored_fields:
+        if creating:
+            values[WRITE_FIELDS[name]] = CREATE_DEFAULTS[name]
+        else:
+            values.pop(WRITE_FIELDS[name], None)
+    if not creating and not quirks.empty_clears:
+        for name in OPTIONAL_TEXT:
+            if name in data and (data[name] is None or data[name] == ""):
+                values.pop(WRITE_FIELDS[name], None)
     return values
 
 

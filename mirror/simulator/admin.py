@@ -14,6 +14,8 @@ latency never apply here. Errors are `{"error": "..."}` with 400, 401, 404, 405 
                                                "stall_seconds"?}]} -> settings
     GET    /_admin/quirks                     Quirks.as_dict()
     POST   /_admin/quirks                     {"reset"?: true, "old_docs"?: true, <quirk>: value} -> quirks
+                                               (reset, then old_docs' seven quirks, then the rest;
+                                               "ignored_fields" takes a list of W field names)
     POST   /_admin/order                      {"order": "id" | "newest"}
     GET    /_admin/shift                      Account.shift_report()
     POST   /_admin/shift                      {"after_page", "delete_served"?, "create"?}
@@ -141,7 +143,9 @@ def _quirks(app, data: dict) -> dict:
     if data.pop("reset", False):
         app.account.quirks.reset()
     if data.pop("old_docs", False):
-        app.account.quirks.update(**Quirks.old_docs().as_dict())
+        # Only what old_docs() switches on: it leaves the other quirks as they are.
+        old, default = Quirks.old_docs().as_dict(), Quirks().as_dict()
+        app.account.quirks.update(**{k: v for k, v in old.items() if v != default[k]})
     return app.account.quirks.update(**data).as_dict()
 
 

@@ -114,7 +114,7 @@ class App:
 
     async def _inject(self, fault: Fault, action: str, request: actions.Request, send) -> None:
         if fault.kind in ("truncate", "drop"):
-            if actions.ACTIONS.get(action, ("",))[0] == actions.READ:
+            if actions.route(action, self.account.quirks)[0] == actions.READ:
                 full = actions.handle(request, self.account, self.api_key, serve=False).body
             else:
                 full = CANNED.get(action, b'{"success":true,"message":"Webhook subscribed successfully"}')

@@ -1,7 +1,7 @@
 """Switchable behaviours from the two generations of Solar Proof's API docs.
 
-All quirks are off by default, which is the newer docs' behaviour (digest §0: the new layout is
-the newer one). Each quirk reproduces something an old page showed in its example traffic, which
+Every quirk defaults to the newer docs' behaviour (digest §0: the new layout is the newer one).
+Each of the first seven reproduces something an old page showed in its example traffic, which
 the digest says "may show real server behaviour", so a client must survive every combination:
 
 * `int_ids`: `customer_id`, `project_id` and the owner's `user_id` as JSON integers instead of
@@ -16,8 +16,26 @@ the digest says "may show real server behaviour", so a client must survive every
 * `errors_in_200`: `{code, message}` error bodies come with HTTP 200 instead of 4xx (the docs
   never map codes to statuses; PHP scripts often answer 200 regardless).
 
+The last three are things neither generation rules out, a real server might do, and a client
+must not take on trust (`old_docs()` leaves them at their defaults):
+
+* `getcustomer` (default true): whether the `getcustomer` action exists at all. It is
+  undocumented (seen only as the old get-id page's example request), so a server without it is
+  just as plausible: false makes `action=getcustomer` whatever an unknown action gets (404
+  `NOT_FOUND`, or 200 under `errors_in_200`). The other lookups are unchanged.
+* `ignored_fields` (default `()`): write-body field names (`WRITE_FIELD_NAMES`) that
+  `createcustomer` and `updatecustomer` validate as usual and answer success for, but do not
+  store (the write log still shows them as applied). An update leaves the stored value as it
+  was; a create stores a new customer's default instead: `""` for a text field (even a
+  required one such as `email`), 0 for `gststatus`, 1 (Residential) for `type`. Set with a
+  list or tuple; kept as a tuple.
+* `empty_clears` (default true): whether an update sending `""` or null for an optional text
+  field (`phone2`, `companyname`, `companyphone`) clears it. False keeps the stored value and
+  still answers success (the docs never say that `""` clears a field).
+
 Quirks are read on every request, so flipping one takes effect on the next request. The account
-keys its rendered-JSON cache on `Quirks.key()`, so caches never serve a stale shape.
+keys its rendered-JSON cache on `Quirks.key()`, so caches never serve a stale shape (the last
+three never change the shape of what is stored, so they are not part of the key).
 """
 
 from __future__ import annotations
@@ -26,6 +44,10 @@ import dataclasses
 from dataclasses import dataclass
 
 UPDATE_ID_KEYS = ("CustomerId", "id")
+# The W names of the create/update bodies, in the create page's order (actions.WRITE_FIELDS).
+WRITE_FIELD_NAMES = ("firstname", "surname", "email", "phone1", "phone2", "type",
+                     "companyname", "companyphone", "gststatus")
+_NOT_BOOL = frozenset({"update_id_key", "ignored_fields"})
 
 
 @dataclass
@@ -39,9 +61,13 @@ class Quirks:
     create_without_id: bool = False
     update_id_key: str = "CustomerId"
     errors_in_200: bool = False
+    getcustomer: bool = True
+    ignored_fields: tuple[str, ...] = ()
+    empty_clears: bool = True
 
     def __post_init__(self) -> None:
-        self.update()  # validate constructor arguments the same way
+        # Validate constructor arguments the same way (and keep ignored_fields as a tuple).
+        self.update(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
     @classmethod
     def old_docs(cls) -> Quirks:
@@ -60,15 +86,16 @@ class Quirks:
         # Validate everything before setting anything, so a bad request changes nothing.
         if merged["update_id_key"] not in UPDATE_ID_KEYS:
             raise ValueError(f"update_id_key must be one of {UPDATE_ID_KEYS}, not {merged['update_id_key']!r}")
-        for name in names - {"update_id_key"}:
+        merged["ignored_fields"] = _field_names(merged["ignored_fields"])
+        for name in names - _NOT_BOOL:
             if not isinstance(merged[name], bool):
                 raise ValueError(f"quirk {name} must be true or false")
-        for name, value in changes.items():
-            setattr(self, name, value)
+        for name in changes:
+            setattr(self, name, merged[name])
         return self
 
     def reset(self) -> Quirks:
-        """Back to the new-docs behaviour (all off)."""
+        """Back to the new-docs behaviour (every quirk at its default)."""
         return self.update(**dataclasses.asdict(Quirks()))
 
     def key(self) -> tuple:
@@ -77,3 +104,14 @@ class Quirks:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _field_names(value) -> tuple[str, ...]:
+    """`ignored_fields` as a tuple without repeats; ValueError unless a list/tuple of W names."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError("quirk ignored_fields must be a list of write field names")
+    unknown = [v for v in value if v not in WRITE_FIELD_NAMES]
+    if unknown:
+        raise ValueError(f"unknown write field(s) in ignored_fields: {', '.join(unknown)}; "
+                         f"expected some of {', '.join(WRITE_FIELD_NAMES)}")
+    return tuple(dict.fromkeys(value))

@@ -172,7 +172,8 @@ def serve_forever(host: str = "127.0.0.1", port: int = 8000, customers: int = 10
         api_key:     the key clients must send; a random 36-hex-digit key when None.
         order:       listing order of getallcustomers: "id" (ascending) or "newest".
         latency_ms:  delay added to every API request, as a network would.
-        quirks:      old-docs behaviours to switch on (default: none, the new docs).
+        quirks:      the Quirks to serve with (default: every quirk at its default, the
+                     new docs' behaviour; see quirks.py).
         faults:      a FaultPlan (default: no faults; latency_ms is applied to it).
         today:       the date new customers are created on.
         prerender:   render every customer's JSON before listening, so the first walk is not
