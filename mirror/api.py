@@ -30,6 +30,7 @@ from mirror.errors import (
     AuthError,
     InvalidRequestError,
     NotFoundError,
+    NotIdentifiedError,
     OutcomeUnknownError,
     PermanentApiError,
     PermissionDeniedError,
@@ -173,11 +174,13 @@ class SolarProofClient:
         return self._lookup("getcustomerid", {"customer_email": email})
 
     def fetch_customer(self, remote_id: int, email: str | None = None) -> Customer | None:
-        """One customer by id; None when it does not exist.
+        """One customer by id; None only when the API says no customer has that id.
 
         Uses `getcustomer`, which only an old docs example shows. If the server has no such
-        action (NOT_FOUND), the client remembers that and, given the customer's last known
-        `email`, looks it up by email instead; without an email it raises NotFoundError.
+        action (NOT_FOUND), the client remembers that and asks the email lookup for the
+        customer's last known `email` instead. That lookup answers one customer per email, so
+        it identifies this customer only when it returns this id; another customer, or none
+        (the email may have changed), raises NotIdentifiedError: never read as a delete.
         """
         if self._has_getcustomer:
             try:
@@ -185,11 +188,18 @@ class SolarProofClient:
                 return found[0] if found else None
             except NotFoundError:
                 self._has_getcustomer = False
-                log.warning("getcustomer_unavailable", fallback="getcustomerByemail")
-        if not email:
-            raise NotFoundError("getcustomer", "the server has no getcustomer action and no email was given",
-                                code="NOT_FOUND")
-        return next((c for c in self.fetch_customers_by_email(email) if c.remote_id == remote_id), None)
+                log.warning("getcustomer_unavailable", fallback="getcustomerByemail when it returns the same id")
+        if email:
+            found = next((c for c in self.fetch_customers_by_email(email) if c.remote_id == remote_id), None)
+            if found is not None:
+                return found
+        raise NotIdentifiedError("getcustomer", f"customer {remote_id} cannot be read by id: the server has no "
+                                 "getcustomer, and the email lookup did not return this customer")
+
+    @property
+    def reads_by_id(self) -> bool:
+        """False once the server showed it has no `getcustomer`."""
+        return self._has_getcustomer
 
     def fetch_customer_of_project(self, project_id: int) -> Customer | None:
         """The customer of a project (`getcustomerofproject`: ABN, site address, contact time)."""

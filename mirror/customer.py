@@ -52,6 +52,12 @@ WRITABLE_FIELDS: dict[str, str] = {
 BEST_CONTACT_COLUMNS: tuple[str, ...] = CUSTOMER_COLUMNS[-4:]
 
 
+def email_key(value: Any) -> str:
+    """An email as a person compares it: case and surrounding spaces do not matter. Solar Proof
+    lets customers share an email, so this finds candidates; it never identifies anyone."""
+    return str(value or "").strip().lower()
+
+
 class Note(NamedTuple):
     """A customer note. The API gives notes no id, so (datetime, note) is their identity."""
 

@@ -40,16 +40,18 @@ from mirror.lock import LockBusy, run_lock, sync_lock
 from mirror.metrics import Metrics
 from mirror.notify import notify, watchdog_interval
 from mirror.store import Store
-from mirror.sync.account import ensure_account
+from mirror.sync.account import AccountMismatch, check_account
 from mirror.webhooks import WebhookReceiver
 
 log = structlog.get_logger()
 
-# Rows a push would send now: pending ones, except creates that were sent and await the next
-# complete walk to confirm them (pushing again would only repeat the lookup).
+# Rows a push would send now: pending ones, except creates that were sent and wait for complete
+# walks to settle them (a push cannot), and updates that wait for a walk to read their customer
+# (their ids are bound in: the daemon remembers them until the next full sync).
 _PUSHABLE = (
     "SELECT count(*) FROM customers WHERE sync_state = 'pending' AND NOT (pkcustomerid IS NULL AND id IN "
-    "(SELECT local_id FROM create_intents WHERE complete_walks_since = 0))"
+    "(SELECT local_id FROM create_intents WHERE complete_walks_since < 2 OR acknowledged = 1)) "
+    "AND (pkcustomerid IS NULL OR pkcustomerid NOT IN (SELECT value FROM json_each(?)))"
 )
 
 
@@ -86,6 +88,7 @@ class Daemon:
         self._watch_connection: sqlite3.Connection | None = None
         self._push_wanted = False  # edits seen but not pushed yet (lock busy, API paused)
         self._push_not_before = 0.0  # monotonic time before which the watch job does not push
+        self._waiting_for_walk: frozenset[int] = frozenset()  # updates a push-only run had to defer
         self._job_running = threading.Lock()  # held while a sync job runs; run() waits on it
         self.webhooks: WebhookReceiver | None = None
 
@@ -98,9 +101,9 @@ class Daemon:
         try:
             with Store.open(self.database) as store:
                 # Creates or upgrades the file, and refuses another account's settings before any
-                # job, webhook or push can write (AccountMismatch, AuthError: the caller exits 2).
-                ensure_account(store, self.client, self.settings[("api", "url")], self.settings.api_key,
-                               utc_now_text())
+                # job, webhook or push can write (AccountMismatch: the caller exits 2). An unpinned
+                # file is pinned by the first sync, once the API has accepted the key.
+                check_account(store, self.settings[("api", "url")], self.settings.api_key)
             self._start_metrics()
             self._start_webhooks()
             self._schedule()
@@ -191,11 +194,23 @@ class Daemon:
         with lock, self._job_running:
             started = time.monotonic()
             code, report = sync_once(self.settings, pull=not push_only, stop=self.stop, client=self.client)
+            deferred = frozenset(report.push.deferred) if report.push is not None else frozenset()
+            # Updates that need a complete walk to read their customer (no getcustomer): a new one
+            # brings the full sync forward, once; until then the watch job does not push them again.
+            walk_wanted = push_only and bool(deferred - self._waiting_for_walk)
+            self._waiting_for_walk = deferred
             self.metrics.record_run("ok" if code == EXIT_OK else f"exit_{code}", code == EXIT_OK,
                                     time.monotonic() - started)
             if not self.stop.is_set():
                 self._after_run(code, push_only)
+        if walk_wanted and not self.stop.is_set():
+            self._sync_now()  # after the lock is released, or the sync would find it busy
         return code
+
+    def _sync_now(self) -> None:
+        job = self.scheduler.get_job("sync")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(timezone.utc))
 
     def _after_run(self, code: int, push_only: bool) -> None:
         with Store.open(self.database) as store:
@@ -240,7 +255,7 @@ class Daemon:
         if time.monotonic() < self._push_not_before:
             self._push_wanted = True  # the API was unavailable a moment ago; try after the pause
             return
-        pending = connection.execute(_PUSHABLE).fetchone()[0]
+        pending = connection.execute(_PUSHABLE, (json.dumps(sorted(self._waiting_for_walk)),)).fetchone()[0]
         deleted = connection.execute(
             "SELECT count(*) FROM customer_base b WHERE NOT EXISTS "
             "(SELECT 1 FROM customers c WHERE c.pkcustomerid = b.pkcustomerid)"
@@ -267,7 +282,8 @@ class Daemon:
         self.webhooks.start()
 
     def _apply_locked(self, write: Callable[[], None]) -> None:
-        """Run a webhook's write under the sync lock, waiting for a sync in progress."""
+        """Run a webhook's write under the sync lock, waiting for a sync in progress, and only
+        into a file pinned to this account (an unpinned one waits for its first sync)."""
         lock = sync_lock(self.database, "spmirror run (webhook)")
         try:
             lock.acquire(wait_seconds=self._interval() + 60)
@@ -276,7 +292,15 @@ class Daemon:
                         "picks the change up")
             return
         try:
+            with Store.open(self.database) as store:
+                pinned = check_account(store, self.settings[("api", "url")], self.settings.api_key)
+            if pinned is None:
+                log.warning("webhook_dropped", reason="the first sync has not pinned this mirror's account yet; "
+                            "the walk picks the change up")
+                return
             write()
+        except AccountMismatch as exc:
+            log.error("webhook_dropped", reason=str(exc))
         finally:
             lock.release()
 

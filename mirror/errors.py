@@ -5,6 +5,8 @@
     ├── Interrupted                 a stop was asked for (SIGTERM); work stopped between pages
     ├── WireError                   a payload field the wire layer cannot read (names the field)
     └── ApiError                    anything that went wrong talking to Solar Proof (names the action)
+        ├── NotIdentifiedError      no read by id answered (no getcustomer; the email lookup found
+        │                           somebody else, or nobody): the listing must tell
         ├── TransientApiError       worth retrying: network, 5xx, 429, a garbled body, DELETION_FAILED, UNKNOWN
         │   ├── ApiUnavailableError retries or the deadline ran out; the CLI exits 75
         │   │   └── IncompleteWalkError  a customer listing that did not reach its last page
@@ -74,6 +76,12 @@ class ApiError(MirrorError):
         if status is not None:
             parts.append(f"HTTP {status}")
         super().__init__(" | ".join(parts) if len(parts) > 1 else parts[0])
+
+
+class NotIdentifiedError(ApiError):
+    """The API could not be asked for this customer by id: `getcustomer` does not exist and the
+    email lookup (one customer per email) answered another customer or none. Not proof that the
+    customer is gone: only a complete walk of the listing can tell."""
 
 
 class TransientApiError(ApiError):

@@ -10,6 +10,7 @@ from mirror.errors import (
     ApiUnavailableError,
     AuthError,
     InvalidRequestError,
+    NotIdentifiedError,
     NotFoundError,
     OutcomeUnknownError,
     PermanentApiError,
@@ -274,7 +275,9 @@ def test_unknown_action_is_a_permanent_error(client):
 
 
 def test_fetch_customer_falls_back_to_email_when_getcustomer_is_missing(clock):
-    """A server without the undocumented getcustomer is asked by email instead, and only once by id."""
+    """A server without the undocumented getcustomer is asked by email instead, and only once by id. The email
+    lookup identifies the customer only when it returns that very id: another customer, or none (the email may have
+    changed), is NotIdentifiedError, never "this customer does not exist"."""
     import httpx
 
     seen = []
@@ -284,13 +287,19 @@ def test_fetch_customer_falls_back_to_email_when_getcustomer_is_missing(clock):
         seen.append(action)
         if action == "getcustomer":
             return httpx.Response(404, json={"code": "NOT_FOUND", "message": "The requested endpoint does not exist"})
+        if request.url.params["customer_email"] == "gone@example.com":
+            return httpx.Response(404, json={"code": "CUSTOMER_NOT_FOUND", "message": "No customer with that email"})
         return httpx.Response(200, json={"customer_id": "5", "customer_first_name": "Ann",
                                          "customer_email": request.url.params["customer_email"]})
 
     with SolarProofClient("https://example.test/apidata.php", API_KEY, transport=httpx.MockTransport(handler),
                           sleep=clock.sleep, clock=clock) as client:
         assert client.fetch_customer(5, email="ann@example.com").fields["customerfirstname"] == "Ann"
-        assert client.fetch_customer(6, email="ann@example.com") is None  # the email's customer is 5
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotIdentifiedError):
+            client.fetch_customer(6, email="ann@example.com")  # the email's customer is 5, not 6
+        with pytest.raises(NotIdentifiedError):
+            client.fetch_customer(7, email="gone@example.com")  # nobody has the email now: not proof of a delete
+        with pytest.raises(NotIdentifiedError):
             client.fetch_customer(5)
-    assert seen == ["getcustomer", "getcustomerByemail", "getcustomerByemail"]
+        assert not client.reads_by_id
+    assert seen == ["getcustomer", "getcustomerByemail", "getcustomerByemail", "getcustomerByemail"]

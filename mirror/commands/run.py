@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from mirror.config import Settings
-from mirror.errors import ApiUnavailableError, AuthError
 from mirror.exit_codes import EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.lock import LockBusy
 from mirror.sync.account import AccountMismatch
@@ -35,9 +34,3 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except AccountMismatch as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except AuthError as exc:
-        print(f"Error: {exc}\nTry: check [api] key / SPMIRROR_API_KEY", file=sys.stderr)
-        return EXIT_USAGE
-    except ApiUnavailableError as exc:
-        print(f"Error: {exc}\nTry: again later; the first start pins the mirror to its account", file=sys.stderr)
-        return EXIT_UNAVAILABLE

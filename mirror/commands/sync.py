@@ -19,6 +19,7 @@ from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILA
 from mirror.lock import LockBusy, sync_lock
 from mirror.progress import WalkProgress
 from mirror.store import Store
+from mirror.store.local_changes import listed_by_last_walk
 from mirror.store.runs import finish_run, start_run
 from mirror.sync.account import AccountMismatch, check_account, ensure_account
 from mirror.sync.pull import MassDeleteRefused, PullOptions, PullReport, run_pull
@@ -79,7 +80,8 @@ class SyncReport(PullReport):
     def counts(self) -> dict[str, int]:
         counts = super().counts()
         if self.push is not None:
-            counts["pushed"] = self.push.updated + self.push.created + self.push.adopted + self.push.deleted
+            counts["pushed"] = (self.push.updated + self.push.created + self.push.adopted + self.adopted
+                                + self.push.deleted)
             counts["push_errors"] = self.push.errors
             counts["conflicts"] = self.push.conflicts + self.conflicts
         else:
@@ -110,8 +112,11 @@ def pull_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = Fa
     )
 
 
-def push_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = False) -> PushOptions:
+def push_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = False,
+                 only: frozenset[int] | None = None) -> PushOptions:
     return PushOptions(
+        only=only,
+        read_by_walk=only or frozenset(),
         conflict_policy=settings[("sync", "conflict_policy")],
         push_deletes=settings[("sync", "push_deletes")],
         max_in_flight=settings[("api", "max_in_flight")],
@@ -164,6 +169,14 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                     for name in PullReport.__dataclass_fields__:
                         if name != "run_id":
                             setattr(report, name, getattr(pulled, name))
+                    if push and report.push is not None and report.push.deferred and not dry_run:
+                        # Updates that could not re-read their customer by id: the complete walk
+                        # just read every listed one, so they go now, merged against it.
+                        walked = frozenset(listed_by_last_walk(store, report.push.deferred))
+                        if walked:
+                            report.push.absorb(run_push(
+                                store, client, push_options(settings, allow_mass_delete, only=walked),
+                                run_id=run_id, now=utc_now_text))
                 result, code = "ok", EXIT_OK
             except AccountMismatch as exc:
                 result, error, code = "refused", str(exc), EXIT_USAGE

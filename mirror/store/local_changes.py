@@ -7,10 +7,12 @@ seen), a row with no pkcustomerid (a create), or a base with no row (a local del
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
-from mirror.customer import WRITABLE_FIELDS
+from mirror.merge import same
 from mirror.store import FIELDS, Store, to_json
+from mirror.store.confirmations import record_sent
+from mirror.store.remote_writes import record_conflicts
 
 _COLUMNS = ", ".join(f"c.{name}" for name in FIELDS)
 _BASE_COLUMNS = ", ".join(f"b.{name}" for name in FIELDS)
@@ -30,7 +32,8 @@ class LocalRow:
     base: Mapping[str, Any] | None
     sync_state: str
     intent_sent_at: str | None = None  # a create that was sent before and never confirmed
-    intent_walks: int = 0  # complete walks since that create that did not list it
+    intent_walks: int = 0  # complete walks since that create that found no candidate
+    intent_acknowledged: bool = False  # Solar Proof said it created it (without an id)
 
 
 def _text(value: Any) -> str | None:
@@ -59,11 +62,12 @@ def iter_edited_rows(store: Store) -> list[LocalRow]:
 def iter_new_rows(store: Store) -> list[LocalRow]:
     """Rows people inserted (no pkcustomerid) that are waiting to be created."""
     rows = store.db.execute(
-        f"SELECT c.id, c.sync_state, i.sent_at, i.complete_walks_since, {_COLUMNS} FROM customers c "
+        f"SELECT c.id, c.sync_state, i.sent_at, i.complete_walks_since, i.acknowledged, {_COLUMNS} FROM customers c "
         f"LEFT JOIN create_intents i ON i.local_id = c.id "
         f"WHERE c.pkcustomerid IS NULL AND c.sync_state = 'pending' ORDER BY c.id"
     )
-    return [LocalRow(row[0], None, dict(zip(FIELDS, row[4:])), None, row[1], row[2], row[3] or 0) for row in rows]
+    return [LocalRow(row[0], None, dict(zip(FIELDS, row[5:])), None, row[1], row[2], row[3] or 0, bool(row[4]))
+            for row in rows]
 
 
 def settle_pending_without_changes(store: Store) -> int:
@@ -97,6 +101,14 @@ def iter_deleted_rows(store: Store) -> list[LocalRow]:
     return [LocalRow(0, row[0], {}, dict(zip(FIELDS, row[1:])), "deleted") for row in rows]
 
 
+def listed_by_last_walk(store: Store, remote_ids: list[int]) -> list[int]:
+    """Of these customers, those the last complete walk listed (a base not marked missing)."""
+    marks = ",".join("?" * len(remote_ids))
+    return [row[0] for row in store.db.execute(
+        f"SELECT pkcustomerid FROM customer_base WHERE pkcustomerid IN ({marks}) AND missing_since_run IS NULL",
+        remote_ids)]
+
+
 def mark_error(store: Store, local_id: int, message: str, intended: Mapping[str, Any], run_id: str, now: str) -> None:
     """Flag a row that cannot be pushed; keep the person's intended values in history."""
     with store.transaction() as db:
@@ -106,107 +118,26 @@ def mark_error(store: Store, local_id: int, message: str, intended: Mapping[str,
                                    "local (not pushed)", run_id) for name, value in intended.items()])
 
 
-def record_pushed_update(
-    store: Store, row: LocalRow, pushed: Mapping[str, Any], run_id: str, now: str,
-    still_differs: str | None, settle: bool = True,
-) -> None:
-    """After a successful update: the base takes the pushed values (so they do not come back as
-    remote changes) and history records them; with `settle`, the row becomes synced (or keeps
-    its error), unless someone edited it again meanwhile."""
-    names = sorted(pushed)
-    with store.transaction() as db:
-        if names:
-            db.execute(
-                f"UPDATE customer_base SET {', '.join(f'{n}=?' for n in names)} WHERE pkcustomerid=?",
-                (*(pushed[n] for n in names), row.remote_id),
-            )
-        db.executemany(_HISTORY, [(now, row.remote_id, n, _text(row.base.get(n)), _text(pushed[n]), "local", run_id)
-                                  for n in names])
-        current = db.execute(f"SELECT {', '.join(FIELDS)} FROM customers WHERE id=?", (row.local_id,)).fetchone()
-        if current is None or not settle:
-            return
-        if still_differs:
-            db.execute("UPDATE customers SET sync_state='error', sync_error=? WHERE id=?", (still_differs, row.local_id))
-        elif dict(zip(FIELDS, current)) == dict(row.fields):
-            # Only if nobody edited the row again while we were pushing; otherwise it stays pending.
-            db.execute("UPDATE customers SET sync_state='synced', sync_error=NULL WHERE id=?", (row.local_id,))
+def restore_deleted(store: Store, row: LocalRow, run_id: str, now: str) -> bool:
+    """Put back a row someone deleted locally (deletes are pushed only with push_deletes).
 
-
-def write_remote_values(store: Store, row: LocalRow, values: Mapping[str, Any], base_too: bool = True) -> None:
-    """Set fields of a row (and its base) to the remote values (remote_wins, or take remote)."""
-    names = sorted(values)
-    if not names:
-        return
-    with store.transaction() as db:
-        db.execute(f"UPDATE customers SET {', '.join(f'{n}=?' for n in names)} WHERE id=?",
-                   (*(values[n] for n in names), row.local_id))
-        if base_too and row.remote_id is not None:
-            db.execute(f"UPDATE customer_base SET {', '.join(f'{n}=?' for n in names)} WHERE pkcustomerid=?",
-                       (*(values[n] for n in names), row.remote_id))
-
-
-def record_create_intent(store: Store, row: LocalRow, now: str) -> None:
-    """Durably note that this row's create is about to be sent (committed before the POST)."""
-    with store.transaction() as db:
-        db.execute("INSERT OR REPLACE INTO create_intents (local_id, email, sent_at) VALUES (?, ?, ?)",
-                   (row.local_id, row.fields.get("customeremail") or "", now))
-
-
-def note_unconfirmed(store: Store, local_id: int, message: str) -> None:
-    """Say on a pending row why it is still pending (a create whose answer was lost)."""
-    with store.transaction() as db:
-        db.execute("UPDATE customers SET sync_error=? WHERE id=?", (message, local_id))
-
-
-def forget_create_intent(store: Store, local_id: int) -> None:
-    with store.transaction() as db:
-        db.execute("DELETE FROM create_intents WHERE local_id=?", (local_id,))
-
-
-def known_remote_ids(store: Store, remote_ids: Iterable[int]) -> set[int]:
-    """Which of these ids the mirror already holds (a row or a base)."""
-    ids = list(remote_ids)
-    if not ids:
-        return set()
-    marks = ",".join("?" * len(ids))
-    found = store.db.execute(
-        f"SELECT pkcustomerid FROM customers WHERE pkcustomerid IN ({marks}) "
-        f"UNION SELECT pkcustomerid FROM customer_base WHERE pkcustomerid IN ({marks})", (*ids, *ids)
-    )
-    return {row[0] for row in found}
-
-
-def record_created(store: Store, row: LocalRow, remote_id: int, how: str, run_id: str, now: str) -> None:
-    """Give a created row its new id and a base equal to what was sent, and forget the intent.
-
-    The base holds only the writable fields (the rest was not sent, so a value someone typed
-    into a read-only column shows up as an unpushable edit rather than vanishing), and empty
-    hashes, so the next pull fills in whatever the API added (status, creation date).
+    Read inside the write transaction: if someone put the row back meanwhile, nothing is done.
     """
-    fields = {name: row.fields.get(name) if name in WRITABLE_FIELDS else None for name in FIELDS}
-    fields["pkcustomerid"] = remote_id
     with store.transaction() as db:
-        db.execute(
-            f"INSERT INTO customer_base ({', '.join(FIELDS)}, content_hash, raw_hash, last_seen_at) "
-            f"VALUES ({', '.join('?' * len(FIELDS))}, '', '', ?) ON CONFLICT(pkcustomerid) DO NOTHING",
-            (*(fields[n] for n in FIELDS), now),
-        )
-        db.execute("UPDATE customers SET pkcustomerid=?, sync_state='synced', sync_error=NULL WHERE id=?",
-                   (remote_id, row.local_id))
-        db.execute("DELETE FROM create_intents WHERE local_id=?", (row.local_id,))
-        db.execute(_HISTORY, (now, remote_id, "(created)", None, _text(fields.get("customeremail")), how, run_id))
-
-
-def restore_deleted(store: Store, row: LocalRow, run_id: str, now: str) -> None:
-    """Put back a row someone deleted locally (deletes are pushed only with push_deletes)."""
-    base = dict(row.base)
-    with store.transaction() as db:
+        if db.execute("SELECT 1 FROM customers WHERE pkcustomerid=?", (row.remote_id,)).fetchone():
+            return False
+        found = db.execute(f"SELECT {', '.join(FIELDS)} FROM customer_base WHERE pkcustomerid=?",
+                           (row.remote_id,)).fetchone()
+        if found is None:
+            return False
+        base = dict(zip(FIELDS, found))
         db.execute(
             f"INSERT INTO customers ({', '.join(FIELDS)}, sync_state) VALUES ({', '.join('?' * len(FIELDS))}, 'synced')",
             tuple(base[n] for n in FIELDS),
         )
         db.execute(_HISTORY, (now, row.remote_id, "(restored)", None, _text(base.get("customeremail")),
                               "local delete not pushed", run_id))
+    return True
 
 
 def record_remote_delete(store: Store, row: LocalRow, run_id: str, now: str) -> None:
@@ -224,22 +155,76 @@ def record_remote_delete(store: Store, row: LocalRow, run_id: str, now: str) -> 
                               "local", run_id))
 
 
-def record_overridden(store: Store, remote_id: int, overridden: Mapping[str, tuple], run_id: str, now: str) -> None:
-    """Keep local values that remote_wins replaced, in history, so they are never lost."""
-    with store.transaction() as db:
-        db.executemany(_HISTORY, [(now, remote_id, name, _text(local_value), _text(remote_value),
-                                   "local overridden (remote_wins)", run_id)
-                                  for name, (local_value, remote_value) in overridden.items()])
-
-
 def update_base(store: Store, remote_id: int, values: Mapping[str, Any]) -> None:
-    """Set base fields outside a pull: remote values learned by a re-read before an update, or a
-    local spelling of the same value ("" for NULL) so the row stops looking edited."""
+    """Set base fields outside a pull: a local spelling of the same value ("" for NULL), so the
+    row stops looking edited."""
     names = sorted(values)
     if names:
         with store.transaction() as db:
             db.execute(f"UPDATE customer_base SET {', '.join(f'{n}=?' for n in names)} WHERE pkcustomerid=?",
                        (*(values[n] for n in names), remote_id))
+
+
+def record_update(
+    store: Store, row: LocalRow, *, pushed: Mapping[str, Any], remote_values: Mapping[str, Any],
+    overridden: Mapping[str, tuple], conflicts: Mapping[str, tuple], converged: Mapping[str, Any],
+    still_differs: str | None, run_id: str, now: str,
+) -> None:
+    """Record what an update's re-read, merge and write did, in ONE transaction that reads the row
+    again: the HTTP calls ran without the write lock, so a person may have edited the row since
+    `row` was read. Such a newer edit is never overwritten (not by a remote value, not under
+    remote_wins): the row stays pending and the next push merges it.
+
+    The base takes what Solar Proof holds: remote values learned by the re-read, the remote side
+    of conflicts, converged values, and the pushed values, which also wait in unconfirmed_writes
+    until a read shows Solar Proof took them.
+    """
+    with store.transaction() as db:
+        found = db.execute(f"SELECT {', '.join(FIELDS)} FROM customers WHERE id=?", (row.local_id,)).fetchone()
+        current = dict(zip(FIELDS, found)) if found else None
+        edited_since = set() if current is None else {n for n in FIELDS if not same(current[n], row.fields.get(n))}
+        base = {**remote_values, **converged, **{n: remote for n, (_b, _l, remote) in conflicts.items()}, **pushed}
+        names = sorted(base)
+        if names:
+            db.execute(f"UPDATE customer_base SET {', '.join(f'{n}=?' for n in names)} WHERE pkcustomerid=?",
+                       (*(base[n] for n in names), row.remote_id))
+        db.executemany(_HISTORY, [(now, row.remote_id, n, _text(row.base.get(n)), _text(pushed[n]), "local", run_id)
+                                  for n in sorted(pushed)])
+        if pushed:
+            record_sent(db, row.remote_id, pushed, run_id, now)
+        if current is None:
+            return  # deleted locally meanwhile: the next push restores it or deletes it remotely
+        to_row = {n: v for n, v in remote_values.items() if n not in edited_since}
+        if to_row:
+            db.execute(f"UPDATE customers SET {', '.join(f'{n}=?' for n in sorted(to_row))} WHERE id=?",
+                       (*(to_row[n] for n in sorted(to_row)), row.local_id))
+            current.update(to_row)
+        db.executemany(_HISTORY, [(now, row.remote_id, n, _text(local_value), _text(remote_value),
+                                   "local overridden (remote_wins)", run_id)
+                                  for n, (local_value, remote_value) in overridden.items() if n in to_row])
+        # A conflict is judged against the row as it is now: an edit made meanwhile may settle it.
+        open_conflicts = {n: (b, current[n], r) for n, (b, _l, r) in conflicts.items() if not same(current[n], r)}
+        if open_conflicts:
+            record_conflicts(db, row.remote_id, open_conflicts, now)
+        elif still_differs and not edited_since:
+            db.execute("UPDATE customers SET sync_state='error', sync_error=? WHERE id=?",
+                       (still_differs, row.local_id))
+        else:
+            new_base = dict(zip(FIELDS, db.execute(f"SELECT {', '.join(FIELDS)} FROM customer_base WHERE "
+                                                    f"pkcustomerid=?", (row.remote_id,)).fetchone()))
+            settled = all(current[n] == new_base[n] for n in FIELDS)
+            db.execute("UPDATE customers SET sync_state=?, sync_error=NULL WHERE id=?",
+                       ("synced" if settled else "pending", row.local_id))
+
+
+def note_deferred(store: Store, row: LocalRow, message: str) -> None:
+    """An update that waits for the next complete walk to read the customer (no read by id)."""
+    current = store.db.execute("SELECT sync_state, sync_error FROM customers WHERE id=?", (row.local_id,)).fetchone()
+    if current is None or current == ("pending", message):
+        return  # nothing to say again: an unchanged file does not wake the watch job
+    with store.transaction() as db:
+        db.execute("UPDATE customers SET sync_state='pending', sync_error=? WHERE id=? AND sync_state IN "
+                   "('pending', 'synced')", (message, row.local_id))
 
 
 def settle_conflicts(store: Store) -> int:
@@ -272,24 +257,25 @@ def resolve(store: Store, remote_id: int, take: str, run_id: str, now: str) -> s
     """Settle a row in 'conflict' or 'error' by taking the local or the remote values.
 
     remote: the conflicting (or, for an error row, every differing) field goes back to the
-    remote value as last seen; local: the row is queued to push its values again.
+    remote value as last seen; local: the row is queued to push its values again. Everything
+    is read inside the write transaction, so an edit committed just before is what is judged.
     Returns a sentence saying what was done. Raises LookupError if there is nothing to resolve.
     """
-    row = store.db.execute(
-        f"SELECT id, sync_state, {', '.join(FIELDS)} FROM customers WHERE pkcustomerid=?", (remote_id,)
-    ).fetchone()
-    if row is None:
-        raise LookupError(f"no customer with pkcustomerid {remote_id} in the mirror")
-    local_id, state = row[0], row[1]
-    current = dict(zip(FIELDS, row[2:]))
-    if state not in ("conflict", "error"):
-        raise LookupError(f"customer {remote_id} is {state!r}: only rows in conflict or error need resolving")
-    base_row = store.db.execute(f"SELECT {', '.join(FIELDS)} FROM customer_base WHERE pkcustomerid=?",
-                                (remote_id,)).fetchone()
-    base = dict(zip(FIELDS, base_row)) if base_row else {}
-    conflicting = [r[0] for r in store.db.execute("SELECT field FROM customer_conflicts WHERE pkcustomerid=?",
-                                                  (remote_id,))]
     with store.transaction() as db:
+        row = db.execute(
+            f"SELECT id, sync_state, {', '.join(FIELDS)} FROM customers WHERE pkcustomerid=?", (remote_id,)
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"no customer with pkcustomerid {remote_id} in the mirror")
+        local_id, state = row[0], row[1]
+        current = dict(zip(FIELDS, row[2:]))
+        if state not in ("conflict", "error"):
+            raise LookupError(f"customer {remote_id} is {state!r}: only rows in conflict or error need resolving")
+        base_row = db.execute(f"SELECT {', '.join(FIELDS)} FROM customer_base WHERE pkcustomerid=?",
+                              (remote_id,)).fetchone()
+        base = dict(zip(FIELDS, base_row)) if base_row else {}
+        conflicting = [r[0] for r in db.execute("SELECT field FROM customer_conflicts WHERE pkcustomerid=?",
+                                                (remote_id,))]
         db.execute("DELETE FROM customer_conflicts WHERE pkcustomerid=?", (remote_id,))
         if take == "local":
             db.execute("UPDATE customers SET sync_state='pending', sync_error=NULL WHERE id=?", (local_id,))

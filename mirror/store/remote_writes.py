@@ -7,12 +7,15 @@ stored payload, history rows, and confirmed deletes (whose last record is kept i
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from mirror.customer import Customer
-from mirror.store import FIELDS, Store, to_json
-from mirror.merge import merge_fields
 from mirror.changes import CREATE, UPDATE, RemoteChange
+from mirror.customer import Customer, email_key
+from mirror.merge import merge_fields
+from mirror.store import FIELDS, Store, to_json
+from mirror.store.confirmations import check_sent, forget_sent
+from mirror.store.creates import settle_state, waiting_emails
 
 _FIELD_LIST = ", ".join(FIELDS)
 _FIELD_MARKS = ", ".join("?" * len(FIELDS))
@@ -55,35 +58,57 @@ def _history_value(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+@dataclass
+class Applied:
+    """What applying a batch did beyond writing it."""
+
+    conflicts: list[tuple[int, str]] = field(default_factory=list)  # (remote_id, field)
+    # New customers with the email of a create still unconfirmed: not written, because only a
+    # complete walk may decide whether one of them is that create (settle_found_creates).
+    held: list[RemoteChange] = field(default_factory=list)
+    not_taken: dict[int, dict[str, tuple]] = field(default_factory=dict)  # remote_id -> field -> (sent, held)
+
+
 def apply_remote_changes(
     store: Store, changes: list[RemoteChange], *, run_id: str, now: str, record_history: bool = True,
     project_payloads: dict[int, str] | None = None, conflict_policy: str = "manual",
-    payload_fields: Mapping[int, frozenset[str]] | None = None,
-) -> list[tuple[int, str]]:
+    payload_fields: Mapping[int, frozenset[str]] | None = None, hold_for_creates: bool = True,
+) -> Applied:
     """Apply one batch of planned remote changes in a single transaction.
 
     Remote updates are merged with the customers row as it is inside the transaction (whose
     write lock keeps everyone else out), so an edit someone made during the pull is never
-    overwritten: it is pushed later, or becomes a conflict. Returns (remote_id, field) conflicts.
-    `payload_fields` names, per customer, fields taken from a webhook payload after the API
-    confirmed the customer; history marks them with that source.
+    overwritten: it is pushed later, or becomes a conflict. Values this mirror sent and no read
+    has confirmed are compared with what Solar Proof returned; one it did not take leaves the
+    row 'error' with the local value kept. `payload_fields` names, per customer, fields taken
+    from a webhook payload after the API confirmed the customer; history marks them.
     """
+    applied = Applied()
     if not changes:
-        return
+        return applied
     project_payloads = project_payloads or {}
-    rows_changed = [c for c in changes if c.kind == CREATE or (c.kind == UPDATE and c.changed)]
-    content_changed = [c for c in changes if c.kind in (CREATE, UPDATE)]
     with store.transaction() as db:
+        if hold_for_creates:
+            waiting = waiting_emails(db)
+            if waiting:
+                applied.held = [c for c in changes
+                                if c.kind == CREATE and email_key(c.fields.get("customeremail")) in waiting]
+                held_ids = {c.remote_id for c in applied.held}
+                changes = [c for c in changes if c.remote_id not in held_ids]
+        applied.not_taken = check_sent(db, [(c.remote_id, c.fields, c.pulled.customer.carried) for c in changes])
+        rows_changed = [c for c in changes if c.kind == CREATE or (c.kind == UPDATE and c.changed)
+                        or c.remote_id in applied.not_taken]
+        content_changed = [c for c in changes if c.kind in (CREATE, UPDATE)]
         # The base first: notes, projects and payloads reference it.
         db.executemany(_BASE_UPSERT, [_base_row(c, now) for c in changes])
         db.executemany(_RAW_UPSERT, [(c.remote_id, c.pulled.raw_text, project_payloads.get(c.remote_id), now)
                                      for c in changes])
-        conflicts = _write_customer_rows(db, rows_changed, conflict_policy, run_id, now)
+        applied.conflicts = _write_customer_rows(db, rows_changed, conflict_policy, run_id, now, applied.not_taken)
         if content_changed:
             _replace_children(db, [c.pulled.customer for c in content_changed])
         if record_history:
             db.executemany(_HISTORY_INSERT, list(_history_rows(changes, run_id, now, payload_fields or {})))
-    return conflicts
+    return applied
 
 
 def _base_row(change: RemoteChange, now: str) -> tuple:
@@ -93,13 +118,13 @@ def _base_row(change: RemoteChange, now: str) -> tuple:
     return (*values, change.pulled.content_hash, change.pulled.raw_hash, owner_id, now, None)
 
 
-def _write_customer_rows(db, changes: list[RemoteChange], policy: str, run_id: str, now: str) -> list[tuple[int, str]]:
+def _write_customer_rows(db, changes: list[RemoteChange], policy: str, run_id: str, now: str,
+                         not_taken: Mapping[int, Mapping[str, tuple]]) -> list[tuple[int, str]]:
     creates = [c for c in changes if c.kind == CREATE]
     if creates:
-        adopted = _adopt_created(db, creates, run_id, now)
         # A row someone inserted with this id before we ever saw the customer keeps its values:
         # it is flagged for a person to settle (resolve --take remote|local), never overwritten.
-        claimed = ({c.remote_id for c in creates} & set(_local_rows(db, [c.remote_id for c in creates]))) - adopted
+        claimed = {c.remote_id for c in creates} & set(_local_rows(db, [c.remote_id for c in creates]))
         db.executemany(
             "UPDATE customers SET sync_state='error', sync_error=? WHERE pkcustomerid=?",
             [(f"pkcustomerid {remote_id} is a customer in Solar Proof, but this row was typed in and differs "
@@ -107,8 +132,8 @@ def _write_customer_rows(db, changes: list[RemoteChange], policy: str, run_id: s
              for remote_id in claimed],
         )
         db.executemany(_CUSTOMER_UPSERT, [tuple(c.fields[name] for name in FIELDS) for c in creates
-                                          if c.remote_id not in adopted and c.remote_id not in claimed])
-    updates = [c for c in changes if c.kind == UPDATE]
+                                          if c.remote_id not in claimed])
+    updates = [c for c in changes if c.kind != CREATE]
     if not updates:
         return []
     local_rows = _local_rows(db, [c.remote_id for c in updates])
@@ -116,13 +141,18 @@ def _write_customer_rows(db, changes: list[RemoteChange], policy: str, run_id: s
     by_fields: dict[tuple[str, ...], list[tuple]] = {}
     conflicts: list[tuple[int, str]] = []
     history: list[tuple] = []
+    refused: list[tuple[str, int]] = []
     for change in updates:
         local = local_rows.get(change.remote_id)
         if local is None:
             continue  # deleted locally: the push phase restores it or deletes it remotely
-        base = {name: old for name, (old, _new) in change.changed.items()}
-        remote = {name: new for name, (_old, new) in change.changed.items()}
-        merge = merge_fields(base, local, remote, change.changed, policy)
+        lost = not_taken.get(change.remote_id, {})
+        # A field Solar Proof did not take is not a remote change to merge: the row keeps the
+        # value the person wrote, and says so.
+        merged = {name: pair for name, pair in change.changed.items() if name not in lost}
+        base = {name: old for name, (old, _new) in merged.items()}
+        remote = {name: new for name, (_old, new) in merged.items()}
+        merge = merge_fields(base, local, remote, merged, policy)
         if merge.to_local:
             names = tuple(sorted(merge.to_local))
             by_fields.setdefault(names, []).append((*(merge.to_local[n] for n in names), change.remote_id))
@@ -132,49 +162,23 @@ def _write_customer_rows(db, changes: list[RemoteChange], policy: str, run_id: s
         if merge.conflicts:
             record_conflicts(db, change.remote_id, merge.conflicts, now)
             conflicts.extend((change.remote_id, name) for name in merge.conflicts)
+        if lost:
+            history.extend((now, change.remote_id, name, _history_value(sent), _history_value(held),
+                            "local (not taken by Solar Proof)", run_id) for name, (sent, held) in sorted(lost.items()))
+            refused.append((not_taken_message(change.remote_id, lost), change.remote_id))
     for names, rows in by_fields.items():
         assignments = ", ".join(f"{name}=?" for name in names)
         db.executemany(f"UPDATE customers SET {assignments} WHERE pkcustomerid=?", rows)
+    db.executemany("UPDATE customers SET sync_state='error', sync_error=? WHERE pkcustomerid=?", refused)
     db.executemany(_HISTORY_INSERT, history)
     return conflicts
 
 
-def _adopt_created(db, creates: list[RemoteChange], run_id: str, now: str) -> set[int]:
-    """Give new remote customers to local rows whose create was sent but never confirmed.
-
-    A create whose response was lost leaves an intent; when the listing shows a customer we have
-    never seen with that email, it is the one we created: the local row takes its id instead of
-    the pull adding a second row (and the push then creating a third customer).
-    """
-    intents = {}
-    for local_id, email in db.execute("SELECT local_id, email FROM create_intents ORDER BY local_id"):
-        intents.setdefault(email.strip().lower(), local_id)
-    adopted: set[int] = set()
-    if not intents:
-        return adopted
-    # The newest customer with the email is the likeliest to be ours.
-    for change in sorted(creates, key=lambda c: -c.remote_id):
-        local_id = intents.get((change.fields.get("customeremail") or "").strip().lower())
-        if local_id is None:
-            continue
-        cursor = db.execute(
-            f"UPDATE customers SET {', '.join(f'{n}=?' for n in FIELDS)}, sync_state='synced', sync_error=NULL "
-            f"WHERE id=? AND pkcustomerid IS NULL",
-            (*(change.fields[n] for n in FIELDS), local_id),
-        )
-        db.execute("DELETE FROM create_intents WHERE local_id=?", (local_id,))
-        intents = {email: lid for email, lid in intents.items() if lid != local_id}
-        if cursor.rowcount:
-            adopted.add(change.remote_id)
-            db.execute(_HISTORY_INSERT, (now, change.remote_id, "(created)", None, change.fields.get("customeremail"),
-                                         "local (adopted)", run_id))
-    return adopted
-
-
-def count_walk_for_intents(store: Store) -> None:
-    """A complete walk ended: create intents still open were not listed by it."""
-    with store.transaction() as db:
-        db.execute("UPDATE create_intents SET complete_walks_since = complete_walks_since + 1")
+def not_taken_message(remote_id: int, lost: Mapping[str, tuple]) -> str:
+    what = "; ".join(f"{name}: sent {sent!r}, it holds {held!r}" for name, (sent, held) in sorted(lost.items()))
+    return (f"Solar Proof answered the write with success but did not take it ({what}); your value is kept here. "
+            f"spmirror resolve {remote_id} --take remote accepts Solar Proof's value; spmirror retry {remote_id} "
+            "sends yours again")
 
 
 def _local_rows(db, remote_ids: list[int]) -> dict[int, dict]:
@@ -262,8 +266,47 @@ def delete_customers(store: Store, remote_ids: Iterable[int], *, run_id: str, no
               r["fields"].get("customersurname"), to_json(r)) for r in records],
         )
         db.executemany("DELETE FROM customers WHERE pkcustomerid=?", [(i,) for i in ids])
+        forget_sent(db, ids)
         # Cascades to notes, projects and payloads.
         db.executemany("DELETE FROM customer_base WHERE pkcustomerid=?", [(i,) for i in ids])
         db.executemany(_HISTORY_INSERT, [(now, r["pkcustomerid"], "(deleted)", r["fields"].get("customeremail"),
                                           None, "remote", run_id) for r in records])
     return records
+
+
+def adopt_found(store: Store, local_id: int, sent: Mapping[str, Any], change: RemoteChange, policy: str,
+                run_id: str, now: str) -> list[tuple[int, str]] | None:
+    """Tie the row of an unconfirmed create to the customer a complete walk proved it made.
+
+    The merge base is what the create SENT, not the row as it is now: a correction typed after
+    the POST is kept and pushed as an update, a change Solar Proof made since is pulled, and
+    both on one field is a conflict. Returns the conflicts, or None if the row is no longer
+    waiting (deleted, or already tied), in which case nothing was written.
+    """
+    names = [n for n in FIELDS if n != "pkcustomerid"]
+    with store.transaction() as db:
+        row = db.execute(f"SELECT {', '.join(names)} FROM customers WHERE id=? AND pkcustomerid IS NULL",
+                         (local_id,)).fetchone()
+        if row is None:
+            return None
+        local = dict(zip(names, row))
+        db.execute("UPDATE customers SET pkcustomerid=?, sync_error=NULL WHERE id=?", (change.remote_id, local_id))
+        db.execute(_BASE_UPSERT, _base_row(change, now))
+        db.execute(_RAW_UPSERT, (change.remote_id, change.pulled.raw_text, None, now))
+        _replace_children(db, [change.pulled.customer])
+        merge = merge_fields({n: sent.get(n) for n in names}, local, change.fields, names, policy)
+        if merge.to_local:
+            pulled = sorted(merge.to_local)
+            db.execute(f"UPDATE customers SET {', '.join(f'{n}=?' for n in pulled)} WHERE id=?",
+                       (*(merge.to_local[n] for n in pulled), local_id))
+        db.executemany(_HISTORY_INSERT, [(now, change.remote_id, name, _history_value(l), _history_value(r),
+                                          "local overridden (remote_wins)", run_id)
+                                         for name, (l, r) in merge.overridden.items()])
+        db.execute(_HISTORY_INSERT, (now, change.remote_id, "(created)", None, change.fields.get("customeremail"),
+                                     "local (adopted)", run_id))
+        db.execute("DELETE FROM create_intents WHERE local_id=?", (local_id,))
+        if merge.conflicts:
+            record_conflicts(db, change.remote_id, merge.conflicts, now)
+        else:
+            settle_state(db, local_id)
+    return [(change.remote_id, name) for name in merge.conflicts]

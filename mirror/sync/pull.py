@@ -18,11 +18,13 @@ import structlog
 
 from mirror.changes import CREATE, REFRESH, UPDATE, Pulled, RemoteChange
 from mirror.customer import Customer
-from mirror.errors import ApiError, IncompleteWalkError, Interrupted, MirrorError, WireError
+from mirror.errors import ApiError, IncompleteWalkError, Interrupted, MirrorError, NotIdentifiedError, WireError
 from mirror.fingerprint import content_hash, raw_hash
 from mirror.store import Store, to_json
-from mirror.store.remote_writes import apply_remote_changes, count_walk_for_intents, delete_customers, mark_missing
+from mirror.store.creates import count_walk_for_intents, flag_candidates, open_intents
+from mirror.store.remote_writes import adopt_found, apply_remote_changes, delete_customers, mark_missing
 from mirror.store.runs import record_rejected
+from mirror.sync.creates import ABSENT, ADOPT, match_creates
 from mirror.sync.planner import plan_deletes, plan_remote_change
 from mirror.walk import CustomerWalk, Page, PageSource
 from mirror.wire import parse_customer
@@ -42,7 +44,7 @@ ENRICHED_FIELDS = (
 class RemoteCustomers(PageSource, Protocol):
     """What the pull needs from the API (SolarProofClient provides it)."""
 
-    def fetch_customers_by_email(self, email: str) -> list[Customer]: ...
+    def fetch_customer(self, remote_id: int, email: str | None = None) -> Customer | None: ...
 
     def fetch_customer_of_project(self, project_id: int) -> Customer | None: ...
 
@@ -86,8 +88,12 @@ class PullReport:
     rejected: int = 0
     duplicates: int = 0
     conflicts: int = 0
+    adopted: int = 0  # unconfirmed creates this walk proved, tied to their rows
+    unsettled_creates: int = 0  # creates left in 'error' for a person: several candidates, or a near miss
+    not_taken: int = 0  # customers where Solar Proof did not keep a value this mirror sent
     seconds: float = 0.0
     deleted_ids: list[int] = field(default_factory=list)
+    held: list[RemoteChange] = field(default_factory=list, repr=False)  # new customers awaiting the create check
 
     def counts(self) -> dict[str, int]:
         return {
@@ -152,6 +158,8 @@ def run_pull(
         store.rebuild_search_index()
     if not walk.complete:  # the walk raises first; this keeps the rule in plain sight
         raise IncompleteWalkError("getallcustomers", "the listing ended early; no deletes applied")
+    if not options.dry_run:
+        _settle_creates(store, options, report, run_id, now)
     _apply_deletes(store, remote, options, base, walk.remote_ids, report, run_id, now)
     if not options.dry_run:
         count_walk_for_intents(store)
@@ -185,12 +193,55 @@ def _flush(store, remote, options, pending: list[Pulled], base, report, run_id, 
     if options.dry_run:
         _count(changes, report, quiet=True)
         return
-    conflicts = apply_remote_changes(store, changes, run_id=run_id, now=when, record_history=not initial_import,
-                                     project_payloads=payloads, conflict_policy=options.conflict_policy)
-    for remote_id, name in conflicts:
+    applied = apply_remote_changes(store, changes, run_id=run_id, now=when, record_history=not initial_import,
+                                   project_payloads=payloads, conflict_policy=options.conflict_policy)
+    _note_applied(applied, report)
+    held = {c.remote_id for c in applied.held}
+    report.held.extend(applied.held)
+    _count([c for c in changes if c.remote_id not in held], report, quiet=initial_import)
+
+
+def _note_applied(applied, report: PullReport) -> None:
+    for remote_id, name in applied.conflicts:
         log.warning("conflict_found", remote_id=remote_id, field=name)
-    report.conflicts += len(conflicts)
-    _count(changes, report, quiet=initial_import)
+    for remote_id, fields in applied.not_taken.items():
+        log.warning("write_not_taken", remote_id=remote_id, fields=sorted(fields))
+    report.conflicts += len(applied.conflicts)
+    report.not_taken += len(applied.not_taken)
+
+
+def _settle_creates(store: Store, options: PullOptions, report: PullReport, run_id: str, now) -> None:
+    """After a COMPLETE walk: tie each unconfirmed create to the customer it certainly made, flag
+    the uncertain ones for a person, and write every other new customer as a row of its own."""
+    held, report.held = report.held, []
+    intents = {intent.local_id: intent for intent in open_intents(store.db)}
+    decisions = match_creates({i: intent.sent for i, intent in intents.items()},
+                              [(c.remote_id, c.fields) for c in held])
+    by_id = {c.remote_id: c for c in held}
+    for local_id, decision in decisions.items():
+        intent = intents[local_id]
+        if decision.kind == ADOPT:
+            conflicts = adopt_found(store, local_id, intent.sent, by_id[decision.remote_ids[0]],
+                                    options.conflict_policy, run_id, now())
+            if conflicts is None:
+                continue
+            del by_id[decision.remote_ids[0]]
+            report.adopted += 1
+            report.conflicts += len(conflicts)
+            log.info("customer_create_adopted", local_id=local_id, remote_id=decision.remote_ids[0])
+        elif decision.kind != ABSENT or (intent.acknowledged and intent.walks >= 1):
+            # Several candidates, a near miss, or "created" said twice over with nothing listed.
+            with store.transaction() as db:
+                message = flag_candidates(db, local_id, decision.kind, decision.remote_ids, intent.sent_at)
+            report.unsettled_creates += 1
+            log.warning("create_not_matched", local_id=local_id, candidates=list(decision.remote_ids),
+                        error=message)
+    if by_id:
+        rest = list(by_id.values())
+        applied = apply_remote_changes(store, rest, run_id=run_id, now=now(), conflict_policy=options.conflict_policy,
+                                       hold_for_creates=False)
+        _note_applied(applied, report)
+        _count(rest, report, quiet=False)
 
 
 def _count(changes: list[RemoteChange], report: PullReport, quiet: bool) -> None:
@@ -260,12 +311,17 @@ def _apply_deletes(store, remote, options, base, listed, report: PullReport, run
         raise MassDeleteRefused(len(plan.confirmed), plan.limit, store.count_customers())
     if not plan.confirmed:
         return
-    # A second check before a permanent local removal: does the API still know the customer?
+    # A second check before a permanent local removal: does the API still know the customer? Only
+    # a read that returns this very id counts; a lookup that cannot identify it (no getcustomer,
+    # its email now someone else's) proves nothing either way, and two complete walks stand.
     emails = store.base_fields(plan.confirmed)
     found_again = set()
     for remote_id in sorted(plan.confirmed):
-        email = emails.get(remote_id, {}).get("customeremail")
-        if email and any(c.remote_id == remote_id for c in remote.fetch_customers_by_email(email)):
+        try:
+            found = remote.fetch_customer(remote_id, email=emails.get(remote_id, {}).get("customeremail"))
+        except NotIdentifiedError:
+            continue
+        if found is not None and found.remote_id == remote_id:
             found_again.add(remote_id)
     mark_missing(store, found_again, None)
     doomed = sorted(plan.confirmed - found_again)

@@ -3,11 +3,15 @@
 Order of a push:
   1. local deletes: pushed only with push_deletes (the API's delete is permanent), under the
      mass-delete guard; otherwise the row is restored from its base, and that is recorded;
-  2. creates: validated, the intent committed before the POST, the new id stored after; a
-     create whose outcome is unknown is adopted by email on a later run, never sent twice;
+  2. creates: validated, the intent (with what it sends) committed before the POST, the new id
+     stored after; a create whose outcome is unknown waits for a complete walk, which adopts the
+     one customer that equals what was sent (mirror.sync.creates), never one found by email;
   3. updates: read-only columns and invalid values flag the row 'error' (once per edit);
-     otherwise the customer is re-read from the API just before the update and merged field by
-     field, so a change made in Solar Proof meanwhile is not blindly overwritten.
+     otherwise the customer is re-read BY ID just before the update and merged field by field,
+     so a change made in Solar Proof meanwhile is not blindly overwritten. A customer that
+     cannot be read by id (no getcustomer, a shared email) waits for the sync's complete walk,
+     after which a second pass sends it. The merge's result is recorded in a transaction that
+     reads the row again, so an edit made during the HTTP calls is never lost.
 API calls run on a small thread pool; every database write stays on the calling thread.
 """
 
@@ -24,14 +28,14 @@ from mirror.errors import (
     ApiUnavailableError,
     AuthError,
     NotFoundError,
+    NotIdentifiedError,
     OutcomeUnknownError,
     PermanentApiError,
     WireError,
 )
 from mirror.merge import merge_fields, same
-from mirror.store import Store
+from mirror.store import Store, creates
 from mirror.store import local_changes as local
-from mirror.store.remote_writes import record_conflicts
 from mirror.validation import problems_of
 
 log = structlog.get_logger()
@@ -43,8 +47,6 @@ class RemoteWriter(Protocol):
     """What the push needs from the API (SolarProofClient provides it)."""
 
     def fetch_customer(self, remote_id: int, email: str | None = None) -> Customer | None: ...
-
-    def fetch_customers_by_email(self, email: str) -> list[Customer]: ...
 
     def create_customer(self, fields: dict[str, Any], owner_email: str = "") -> int | None: ...
 
@@ -61,6 +63,11 @@ class PushOptions:
     mass_delete_share: float = 0.10
     allow_mass_delete: bool = False
     dry_run: bool = False
+    # Only these customers' updates (None: everything). A sync's second pass after its walk
+    # pushes the updates that had to wait for it.
+    only: frozenset[int] | None = None
+    # Customers a complete walk of this run has just read: their base is as fresh as a re-read.
+    read_by_walk: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -73,7 +80,15 @@ class PushReport:
     errors: int = 0
     conflicts: int = 0
     unknown: int = 0  # creates whose outcome is not known yet (adopted or re-sent next run)
+    deferred: list[int] = field(default_factory=list)  # updates waiting for a complete walk to read them
     planned: list[str] = field(default_factory=list)  # dry run: what would be done
+
+    def absorb(self, later: PushReport) -> None:
+        """Add a later pass's counts (the updates that waited for the walk) to this report."""
+        for name in ("updated", "created", "adopted", "deleted", "restored", "errors", "conflicts", "unknown"):
+            setattr(self, name, getattr(self, name) + getattr(later, name))
+        self.deferred = list(later.deferred)
+        self.planned += later.planned
 
 
 class LocalDeleteRefused(Exception):
@@ -87,6 +102,9 @@ def run_push(store: Store, remote: RemoteWriter, options: PushOptions, *, run_id
              now: Callable[[], str]) -> PushReport:
     """Push every local change. Raises ApiUnavailableError if the API stops answering."""
     report = PushReport()
+    if options.only is not None:
+        _push_updates(store, remote, options, report, run_id, now)
+        return report
     if not options.dry_run:
         local.settle_conflicts(store)
     for row in local.iter_rows_with_unknown_ids(store):
@@ -143,59 +161,47 @@ def _push_creates(store, remote, options, report, run_id, now) -> None:
         if problems:
             _flag(store, row, "; ".join(problems), writable, report, run_id, now, options)
             continue
+        if row.intent_sent_at is not None and (row.intent_acknowledged or row.intent_walks < 2):
+            # Sent before with no usable answer. Only a complete walk can tell whether Solar Proof
+            # has it (the email lookup answers one customer per email, and emails are shared):
+            # the pull adopts it on evidence, or flags it; after two walks with no trace it was
+            # never created and is sent again below. One Solar Proof said it created is never resent.
+            report.unknown += 1
+            report.planned.append(f"wait for a complete walk to settle the create of row {row.local_id}")
+            log.info("create_awaiting_confirmation", local_id=row.local_id,
+                     reason="sent before with no usable answer; the next complete walk settles it")
+            continue
         report.planned.append(f"createcustomer for row {row.local_id} ({row.fields.get('customeremail')})")
         if options.dry_run:
             continue
-        if row.intent_sent_at is not None:
-            if _adopt(store, remote, row, report, run_id, now, "local (adopted)"):
-                continue
-            if row.intent_walks < 2:
-                # The lookup answers one customer per email, so a create reusing an email may be
-                # invisible to it; only complete walks that do not list it prove it absent, and
-                # two of them, as for deletes, since records can shift past one walk.
-                report.unknown += 1
-                log.info("create_awaiting_confirmation", local_id=row.local_id,
-                         reason="sent before with no answer; the next complete walk adopts it or proves it absent")
-                continue
-        local.record_create_intent(store, row, now())
+        sent = creates.sent_fields(writable)
+        creates.record_create_intent(store, row.local_id, sent, now())
         try:
             new_id = remote.create_customer(writable)
         except OutcomeUnknownError as exc:
             report.unknown += 1
             log.warning("create_outcome_unknown", local_id=row.local_id, error=str(exc))
-            local.note_unconfirmed(store, row.local_id, f"sent {now()} but the answer was lost ({exc.detail}); the "
-                                   "next complete walks adopt it if Solar Proof has it, or it is sent again")
+            creates.note_unconfirmed(store, row.local_id, f"sent {now()} but the answer was lost ({exc.detail}); the "
+                                     "next complete walk adopts it if Solar Proof has it, or it is sent again")
             continue
         except AuthError:
-            local.forget_create_intent(store, row.local_id)  # refused before anything was created
+            creates.forget_create_intent(store, row.local_id)  # refused before anything was created
             raise  # the key is wrong for every row: the run ends with exit 2 and the row stays pending
         except (PermanentApiError, WireError) as exc:
-            local.forget_create_intent(store, row.local_id)
+            creates.forget_create_intent(store, row.local_id)
             reason = exc.detail if isinstance(exc, PermanentApiError) else str(exc)
             _flag(store, row, f"Solar Proof refused the create: {reason}", writable, report, run_id, now, options)
             continue
         if new_id is None:
-            # The old docs' create response carries no id: find the customer we just made.
-            if not _adopt(store, remote, row, report, run_id, now, "local"):
-                report.unknown += 1
+            # The old docs' create response carries no id. It exists, so it is never sent again;
+            # the next complete walk finds it among the customers no row is tied to.
+            report.unknown += 1
+            creates.note_unconfirmed(store, row.local_id, f"created {now()}, but Solar Proof's answer gave no id; the "
+                                     "next complete walk finds it", acknowledged=True)
             continue
-        local.record_created(store, row, new_id, "local", run_id, now())
+        creates.record_created(store, row.local_id, new_id, sent, "local", run_id, now())
         report.created += 1
         log.info("customer_create_pushed", local_id=row.local_id, remote_id=new_id)
-
-
-def _adopt(store, remote, row, report, run_id, now, how) -> bool:
-    """Find a create that may have been applied: a customer with this email not in the mirror."""
-    email = row.fields.get("customeremail") or ""
-    candidates = [c.remote_id for c in remote.fetch_customers_by_email(email)] if email else []
-    known = local.known_remote_ids(store, candidates)
-    fresh = [remote_id for remote_id in candidates if remote_id not in known]
-    if not fresh:
-        return False
-    local.record_created(store, row, max(fresh), how, run_id, now())
-    report.adopted += 1
-    log.info("customer_create_adopted", local_id=row.local_id, remote_id=max(fresh))
-    return True
 
 
 # -- updates ------------------------------------------------------------------------------
@@ -204,6 +210,8 @@ def _adopt(store, remote, row, report, run_id, now, how) -> bool:
 def _push_updates(store, remote, options, report, run_id, now) -> None:
     sendable: list[tuple[local.LocalRow, dict[str, Any]]] = []
     for row in local.iter_edited_rows(store):
+        if options.only is not None and row.remote_id not in options.only:
+            continue
         changed = {n: v for n, v in row.fields.items() if not same(v, row.base.get(n))}
         read_only = sorted(n for n in changed if n not in WRITABLE_FIELDS)
         writable = {n: v for n, v in changed.items() if n in WRITABLE_FIELDS}
@@ -220,12 +228,13 @@ def _push_updates(store, remote, options, report, run_id, now) -> None:
             sendable.append((row, writable))
         elif not read_only and not options.dry_run:
             # Only differences the mirror treats as equal ("" and NULL): let the base agree.
-            local.update_base(store, row.remote_id, {n: v for n, v in row.fields.items() if v != row.base.get(n)})
-            local.record_pushed_update(store, row, {}, run_id, now(), None)
+            _record(store, row, _UpdateOutcome(converged={n: v for n, v in row.fields.items()
+                                                          if v != row.base.get(n)}), run_id, now)
     if options.dry_run or not sendable:
         return
     with ThreadPoolExecutor(max_workers=options.max_in_flight, thread_name_prefix="spmirror-push") as pool:
-        futures = [(row, writable, pool.submit(_send_update, remote, row, writable, options.conflict_policy))
+        futures = [(row, writable, pool.submit(_send_update, remote, row, writable, options.conflict_policy,
+                                               row.remote_id in options.read_by_walk))
                    for row, writable in sendable]
         unavailable: ApiUnavailableError | None = None
         for row, writable, future in futures:
@@ -247,15 +256,31 @@ class _UpdateOutcome:
     conflicts: dict[str, tuple] = field(default_factory=dict)
     converged: dict[str, Any] = field(default_factory=dict)  # Solar Proof already holds the local value
     error: str | None = None
+    deferred: str | None = None  # the customer could not be read by id: the next complete walk reads it
 
 
-def _send_update(remote, row, writable: dict[str, Any], policy: str) -> _UpdateOutcome:
-    """Runs on a pool thread: re-read, merge, update. Touches no database."""
-    current = remote.fetch_customer(row.remote_id, email=row.base.get("customeremail"))
-    if current is None:
-        return _UpdateOutcome(error="this customer no longer exists in Solar Proof; the next syncs confirm "
-                                    "the delete and move it to deleted_customers")
-    now_remote = {n: current.fields.get(n) for n in writable if n in current.carried}
+DEFERRED = ("waiting for a complete walk to read this customer before its update is sent: this server has no "
+            "getcustomer, and the email lookup did not return it (the email is shared or changed)")
+
+
+def _send_update(remote, row, writable: dict[str, Any], policy: str, read_by_walk: bool) -> _UpdateOutcome:
+    """Runs on a pool thread: re-read, merge, update. Touches no database.
+
+    The re-read must identify the customer by id. When it cannot (no getcustomer, and the email
+    lookup answered someone else), nothing is sent until a complete walk has read the customer:
+    `read_by_walk` says one just did, so its base is as fresh as a re-read.
+    """
+    if read_by_walk:
+        now_remote = {n: row.base.get(n) for n in writable}
+    else:
+        try:
+            current = remote.fetch_customer(row.remote_id, email=row.base.get("customeremail"))
+        except NotIdentifiedError:
+            return _UpdateOutcome(deferred=DEFERRED)
+        if current is None:
+            return _UpdateOutcome(error="this customer no longer exists in Solar Proof; the next syncs confirm "
+                                        "the delete and move it to deleted_customers")
+        now_remote = {n: current.fields.get(n) for n in writable if n in current.carried}
     merge = merge_fields(row.base, row.fields, {**{n: row.base.get(n) for n in writable}, **now_remote},
                          writable, policy)
     decided = set(merge.to_push) | set(merge.to_local) | set(merge.conflicts)
@@ -283,29 +308,27 @@ def _record_update(store, row, writable, outcome: _UpdateOutcome, report, run_id
     if outcome.error:
         _flag(store, row, outcome.error, writable, report, run_id, now, PushOptions())
         return
-    if outcome.remote_values:
-        local.write_remote_values(store, row, outcome.remote_values)
-    if outcome.overridden:
-        local.record_overridden(store, row.remote_id, outcome.overridden, run_id, now())
-    if outcome.converged:
-        # Both sides made the same edit: nothing to send, and the base agrees from now on.
-        local.update_base(store, row.remote_id, outcome.converged)
-    if outcome.conflicts:
-        # The base takes the remote side (as a pull would), so the conflict is recorded once.
-        local.update_base(store, row.remote_id, {n: remote for n, (_b, _l, remote) in outcome.conflicts.items()})
-        with store.transaction() as db:
-            record_conflicts(db, row.remote_id, outcome.conflicts, now())
-        report.conflicts += len(outcome.conflicts)
-        for name in outcome.conflicts:
-            log.warning("conflict_found", remote_id=row.remote_id, field=name)
-    read_only = sorted(n for n, v in row.fields.items()
-                       if n not in WRITABLE_FIELDS and not same(v, row.base.get(n)))
-    message = f"{', '.join(read_only)} {READ_ONLY_REASON}; the edit is kept here and not sent" if read_only else None
-    # Pushed values go into the base even beside a conflict, so they never come back as remote changes.
-    local.record_pushed_update(store, row, outcome.pushed, run_id, now(), message, settle=not outcome.conflicts)
+    if outcome.deferred:
+        local.note_deferred(store, row, outcome.deferred)
+        report.deferred.append(row.remote_id)
+        log.info("update_deferred", remote_id=row.remote_id, reason=outcome.deferred)
+        return
+    _record(store, row, outcome, run_id, now)
+    report.conflicts += len(outcome.conflicts)
+    for name in outcome.conflicts:
+        log.warning("conflict_found", remote_id=row.remote_id, field=name)
     if outcome.pushed:
         report.updated += 1
         log.info("customer_update_pushed", remote_id=row.remote_id, fields=sorted(outcome.pushed))
+
+
+def _record(store, row, outcome: _UpdateOutcome, run_id, now) -> None:
+    read_only = sorted(n for n, v in row.fields.items()
+                       if n not in WRITABLE_FIELDS and not same(v, row.base.get(n)))
+    message = f"{', '.join(read_only)} {READ_ONLY_REASON}; the edit is kept here and not sent" if read_only else None
+    local.record_update(store, row, pushed=outcome.pushed, remote_values=outcome.remote_values,
+                        overridden=outcome.overridden, conflicts=outcome.conflicts, converged=outcome.converged,
+                        still_differs=message, run_id=run_id, now=now())
 
 
 def _flag(store, row, message: str, intended, report, run_id, now, options) -> None:
