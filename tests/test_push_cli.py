@@ -174,7 +174,7 @@ def test_resolve_of_a_synced_row_exits_2(cli):
     target = cli.sim.account.ids()[11]
     result = cli.run("resolve", str(target), "--take", "remote")
     assert result.returncode == 2
-    assert "only rows in conflict or error" in result.stdout
+    assert "only rows in conflict or error" in result.stderr and result.stdout == ""
     assert row_of(cli.db, target)["sync_state"] == "synced"
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import uuid
 
 from mirror.clock import utc_now_text
 from mirror.config import Settings
 from mirror.exit_codes import EXIT_OK, EXIT_USAGE
 from mirror.store import Store
-from mirror.store import local_changes
+from mirror.store import creates, local_changes
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -17,10 +18,19 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "resolve", parents=[common], help="settle a row in conflict or error",
         description="Settle a customer whose sync_state is 'conflict' or 'error'. --take remote puts the "
         "conflicting fields (for an error row: every edited field) back to Solar Proof's value; --take "
-        "local queues the row's own values to be pushed by the next sync. Works on the database only.",
+        "local queues the row's own values to be pushed by the next sync. For a new row whose create got no "
+        "usable answer (pkcustomerid NULL, ID is then customers.id): --adopt PKCUSTOMERID ties it to that "
+        "customer, --create-again sends the create again. Works on the database only.",
     )
-    resolve.add_argument("pkcustomerid", type=int, help="the customer's Solar Proof id (customers.pkcustomerid)")
-    resolve.add_argument("--take", choices=("local", "remote"), required=True, help="which side wins")
+    resolve.add_argument("id", type=int, metavar="ID",
+                         help="the customer's pkcustomerid (--take), or the new row's customers.id (--adopt, "
+                              "--create-again)")
+    how = resolve.add_mutually_exclusive_group(required=True)
+    how.add_argument("--take", choices=("local", "remote"), help="which side wins")
+    how.add_argument("--adopt", type=int, metavar="PKCUSTOMERID",
+                     help="this new row is that Solar Proof customer (its create did arrive)")
+    how.add_argument("--create-again", action="store_true",
+                     help="none of the candidates is this row's customer: create it again")
     resolve.set_defaults(handler=run_resolve, needs_api_key=False)
 
     retry = commands.add_parser(
@@ -34,11 +44,17 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_resolve(args: argparse.Namespace, settings: Settings) -> int:
+    run_id, now = uuid.uuid4().hex[:12], utc_now_text()
     with Store.open(settings.database_path) as store:
         try:
-            print(local_changes.resolve(store, args.pkcustomerid, args.take, uuid.uuid4().hex[:12], utc_now_text()))
+            if args.adopt is not None:
+                print(creates.adopt_by_hand(store, args.id, args.adopt, run_id, now))
+            elif args.create_again:
+                print(creates.create_again(store, args.id))
+            else:
+                print(local_changes.resolve(store, args.id, args.take, run_id, now))
         except LookupError as exc:
-            print(f"Error: {exc}\nTry: spmirror status, which lists the rows in conflict and error")
+            print(f"Error: {exc}\nTry: spmirror status, which lists the rows in conflict and error", file=sys.stderr)
             return EXIT_USAGE
     return EXIT_OK
 

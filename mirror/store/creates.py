@@ -165,10 +165,12 @@ def adopt_by_hand(store: Store, local_id: int, remote_id: int, run_id: str, now:
         if holder is not None:
             # The same customer, brought in as a row of its own by the walk: this row takes its place.
             db.execute("DELETE FROM customers WHERE id=?", (holder[0],))
-        names = sorted(sent)
+        # The base is what the create sent and nothing else, as for a create answered with its id:
+        # the next pull then brings what Solar Proof added (status, creation date) as remote changes.
+        names = [n for n in FIELDS if n != "pkcustomerid"]
         db.execute(
             f"UPDATE customer_base SET {', '.join(f'{n}=?' for n in names)}, content_hash='', raw_hash='' "
-            f"WHERE pkcustomerid=?", (*(sent[n] for n in names), remote_id))
+            f"WHERE pkcustomerid=?", (*(sent.get(n) for n in names), remote_id))
         db.execute("UPDATE customers SET pkcustomerid=?, sync_state='pending', sync_error=NULL WHERE id=?",
                    (remote_id, local_id))
         db.execute("DELETE FROM create_intents WHERE local_id=?", (local_id,))

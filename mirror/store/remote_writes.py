@@ -175,7 +175,10 @@ def _write_customer_rows(db, changes: list[RemoteChange], policy: str, run_id: s
 
 
 def not_taken_message(remote_id: int, lost: Mapping[str, tuple]) -> str:
-    what = "; ".join(f"{name}: sent {sent!r}, it holds {held!r}" for name, (sent, held) in sorted(lost.items()))
+    def shown(value: Any) -> str:
+        return "(empty)" if value in (None, "") else repr(value)
+
+    what = "; ".join(f"{name}: sent {shown(sent)}, it holds {shown(held)}" for name, (sent, held) in sorted(lost.items()))
     return (f"Solar Proof answered the write with success but did not take it ({what}); your value is kept here. "
             f"spmirror resolve {remote_id} --take remote accepts Solar Proof's value; spmirror retry {remote_id} "
             "sends yours again")
