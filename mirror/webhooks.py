@@ -28,7 +28,7 @@ import structlog
 from mirror.changes import Pulled
 from mirror.clock import utc_now_text
 from mirror.customer import Customer
-from mirror.errors import ApiError, WireError
+from mirror.errors import ApiError, NotIdentifiedError, WireError
 from mirror.fingerprint import content_hash, raw_hash
 from mirror.store import Store, to_json
 from mirror.store.remote_writes import apply_remote_changes
@@ -166,8 +166,16 @@ class WebhookReceiver:
             pulled: list[Pulled] = []
             payload_fields: dict[int, frozenset[str]] = {}
             for hint in hints:
+                # The email the mirror last saw beats the payload's (a payload is unsigned): it
+                # only matters on a server without getcustomer, where a lookup by email counts
+                # only if it returns this very id.
+                email = known.get(hint.remote_id, {}).get("customeremail") or hint.fields.get("customeremail")
                 try:
-                    current = self.fetch(hint.remote_id, hint.fields.get("customeremail"))
+                    current = self.fetch(hint.remote_id, email)
+                except NotIdentifiedError:
+                    log.warning("webhook_unconfirmed", remote_id=hint.remote_id,
+                                reason="the API cannot read this customer by id; the next walk picks it up")
+                    continue
                 except ApiError as exc:
                     log.warning("webhook_fetch_failed", remote_id=hint.remote_id, error=str(exc))
                     continue

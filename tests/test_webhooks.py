@@ -201,8 +201,10 @@ class Mirror:
         return httpx.post(f"{self.hook_base}{path}", json=payload, timeout=5).status_code
 
 
-def open_mirror(home: Path, subscribe: bool = True, webhook_version: str = "B", seed: int = 5) -> Mirror:
+def open_mirror(home: Path, subscribe: bool = True, webhook_version: str = "B", seed: int = 5,
+                reads_by_id: bool = True) -> Mirror:
     sim = SimulatorServer(customers=CUSTOMERS, seed=seed, api_key=API_KEY, webhook_version=webhook_version).start()
+    sim.quirks.update(getcustomer=reads_by_id)
     mirror = Mirror(home, sim)
     try:
         mirror.start(subscribe)
@@ -219,10 +221,16 @@ def close_mirror(mirror: Mirror) -> None:
         mirror.sim.stop()
 
 
+@pytest.fixture(scope="module", params=[True, False], ids=["getcustomer", "no-getcustomer"])
+def reads_by_id(request) -> bool:
+    """Every webhook test runs against a server with the undocumented getcustomer and one without it."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def shared_mirror(tmp_path_factory):
+def shared_mirror(tmp_path_factory, reads_by_id):
     """One subscribed daemon and simulator for the tests that leave the mirror equal to Solar Proof."""
-    mirror = open_mirror(tmp_path_factory.mktemp("shared"))
+    mirror = open_mirror(tmp_path_factory.mktemp("shared"), reads_by_id=reads_by_id)
     yield mirror
     close_mirror(mirror)
 
@@ -242,14 +250,14 @@ def mirror(shared_mirror) -> Mirror:
 
 
 @pytest.fixture
-def make_mirror(tmp_path):
+def make_mirror(tmp_path, reads_by_id):
     """Builds a daemon and simulator of a test's own (for tests that leave them differing); stops both after."""
     opened: list[Mirror] = []
 
     def make(subscribe: bool = True) -> Mirror:
         home = tmp_path / f"m{len(opened)}"
         home.mkdir()
-        opened.append(open_mirror(home, subscribe))
+        opened.append(open_mirror(home, subscribe, reads_by_id=reads_by_id))
         return opened[-1]
 
     yield make

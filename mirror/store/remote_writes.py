@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from mirror.changes import CREATE, UPDATE, RemoteChange
 from mirror.customer import Customer, email_key
-from mirror.merge import merge_fields
+from mirror.merge import merge_fields, same
 from mirror.store import FIELDS, Store, to_json
 from mirror.store.confirmations import check_sent, forget_sent
 from mirror.store.creates import settle_state, waiting_emails
@@ -252,22 +252,35 @@ def mark_missing(store: Store, remote_ids: Iterable[int], run_id: str | None) ->
 
 
 def delete_customers(store: Store, remote_ids: Iterable[int], *, run_id: str, now: str) -> list[dict]:
-    """Remove customers Solar Proof deleted; keep each last record in `deleted_customers`."""
+    """Remove customers Solar Proof deleted; keep each last record in `deleted_customers`.
+
+    A row that still held local edits (an update that never got to be sent) loses nothing: the
+    edited values go into the record (`local_edits`) and into history. Everything is read inside
+    the write transaction, so an edit committed a moment before is the one kept.
+    """
     records = []
     ids = list(remote_ids)
     if not ids:
         return records
-    for remote_id in ids:
-        record = store.last_record(remote_id)
-        record["fields"] = record["fields"] or {}
-        records.append(record | {"pkcustomerid": remote_id})
     with store.transaction() as db:
+        history = []
+        for remote_id in ids:
+            record = store.last_record(remote_id)
+            record["fields"] = record["fields"] or {}
+            row = _local_rows(db, [remote_id]).get(remote_id, {})
+            edits = {n: v for n, v in row.items() if not same(v, record["fields"].get(n))}
+            if edits:
+                record["local_edits"] = edits
+                history.extend((now, remote_id, n, _history_value(record["fields"].get(n)), _history_value(v),
+                                "local (not pushed: deleted in Solar Proof)", run_id) for n, v in sorted(edits.items()))
+            records.append(record | {"pkcustomerid": remote_id})
         db.executemany(
             "INSERT OR REPLACE INTO deleted_customers (pkcustomerid, deleted_at, run_id, customeremail, "
             "customerfirstname, customersurname, last_record_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(r["pkcustomerid"], now, run_id, r["fields"].get("customeremail"), r["fields"].get("customerfirstname"),
               r["fields"].get("customersurname"), to_json(r)) for r in records],
         )
+        db.executemany(_HISTORY_INSERT, history)
         db.executemany("DELETE FROM customers WHERE pkcustomerid=?", [(i,) for i in ids])
         forget_sent(db, ids)
         # Cascades to notes, projects and payloads.
