@@ -547,3 +547,66 @@ def test_api_key_never_appears_in_daemon_output(make_harness):
     assert daemon.events("api_retried"), "the faults should have caused logged retries"
     assert len(daemon.events()) > 5
     assert key not in out and key not in err
+
+
+# -- 6. identity ----------------------------------------------------------------------------
+
+
+def test_without_getcustomer_an_edit_of_a_shared_email_customer_arrives_within_seconds(harness):
+    """No getcustomer, and the edited customer shares its email with an older one: the watch job cannot re-read it,
+    so it brings the full sync forward (interval 1h) and the edit reaches Solar Proof within seconds, once, merged;
+    the watch job does not keep retrying it meanwhile."""
+    sim = harness.sim
+    sim.quirks.update(getcustomer=False)
+    first = sim.account.ids()[2]
+    second = sim.account.create_customer(first_name="Second", last_name="Sharer", email=sim.account.get(first)["email"])
+    daemon = harness.start(env=harness.env | {"SPMIRROR_SYNC_INTERVAL": "1h"})
+    harness.wait_first_sync(daemon)
+    edit_row(harness.db, "UPDATE customers SET customerphone1 = '0400 707 707' WHERE pkcustomerid = ?", (second,))
+    wait_until(lambda: sim.account.get(second)["phone1"] == "0400 707 707", timeout=10,
+               message="the edit to reach the simulator")
+    wait_until(lambda: scalar(harness.db, "SELECT sync_state FROM customers WHERE pkcustomerid = ?", (second,))
+               == "synced", timeout=5, message="the row to settle")
+    updates = [e for e in sim.account.write_log() if e["action"] == "updatecustomer"]
+    assert [e["body"]["data"]["pkcustomerid"] for e in updates] == [second]
+    assert daemon.events("update_deferred") and sim.account.get(first)["phone1"] != "0400 707 707"
+    assert len([e for e in daemon.events("sync_finished") if not e.get("dry_run")]) <= 4
+
+
+def test_a_daemon_pointed_at_another_account_exits_2_before_any_write(make_harness):
+    """`spmirror run` on a file pinned to another account exits 2 at start, naming both URLs, with no API call."""
+    first = make_harness()
+    daemon = first.start()
+    first.wait_first_sync(daemon)
+    daemon.shutdown()
+    other = make_harness(seed=12, api_key="sk-OTHER-ACCOUNT-" + "5" * 20)
+    env = first.env | {"SPMIRROR_API_URL": other.sim.url, "SPMIRROR_API_KEY": other.sim.api_key}
+    intruder = first.start(env=env, name="intruder")
+    assert intruder.wait_exit(15) == 2
+    assert first.sim.url in intruder.stderr() and other.sim.url in intruder.stderr()
+    assert other.sim.account.call_counts() == {}
+
+
+def test_an_update_waiting_for_a_walk_is_not_retried_in_a_loop(harness):
+    """No getcustomer, and the edited customer was deleted in Solar Proof: the update waits for complete walks
+    (the lookup proves nothing). The watch job does not turn the daemon's own commits into a loop of push-only
+    runs re-trying it: over the next four watchdog pings (about 2 s of 0.2 s watch looks) at most one more run."""
+    sim = harness.sim
+    sim.quirks.update(getcustomer=False)
+    daemon = harness.start(env=harness.env | {"SPMIRROR_SYNC_INTERVAL": "1h"})
+    harness.wait_first_sync(daemon)
+    gone, other = sim.account.ids()[4], sim.account.ids()[6]
+    sim.account.delete_customer(gone)
+    edit_row(harness.db, "UPDATE customers SET customerphone1 = '0400 808 808' WHERE pkcustomerid = ?", (gone,))
+    wait_until(lambda: len(daemon.events("sync_finished")) >= 3, timeout=10,
+               message="the push-only run and the full sync it brought forward")
+    edit_row(harness.db, "UPDATE customers SET customerphone2 = '0400 909 909' WHERE pkcustomerid = ?", (other,))
+    wait_until(lambda: sim.account.get(other)["phone2"] == "0400 909 909", timeout=5, message="the other edit")
+    runs = len(daemon.events("sync_finished"))
+    start = len(harness.notes.lines())
+    for _ in range(4):
+        start = harness.notes.wait_for(lambda line: line == "WATCHDOG=1", timeout=5, start=start,
+                                       message="WATCHDOG=1") + 1
+    assert len(daemon.events("sync_finished")) <= runs + 1
+    row = scalar(harness.db, "SELECT sync_state FROM customers WHERE pkcustomerid = ?", (gone,))
+    assert row == "pending"  # kept, waiting for the second walk that confirms the delete
