@@ -146,11 +146,7 @@ def adopt_by_hand(store: Store, local_id: int, remote_id: int, run_id: str, now:
     create sent, so the next sync merges three ways (their corrections pushed, Solar Proof's
     other changes pulled). Raises LookupError when that cannot be done safely."""
     with store.transaction() as db:
-        row = db.execute("SELECT pkcustomerid FROM customers WHERE id=?", (local_id,)).fetchone()
-        if row is None:
-            raise LookupError(f"no row with id {local_id} in customers")
-        if row[0] is not None:
-            raise LookupError(f"row {local_id} is customer {row[0]} already; --adopt is for a new row (pkcustomerid NULL)")
+        _check_new_row(db, local_id, "--adopt")
         if db.execute("SELECT 1 FROM customer_base WHERE pkcustomerid=?", (remote_id,)).fetchone() is None:
             raise LookupError(f"customer {remote_id} is not in the mirror; run spmirror sync so the listing brings it, "
                               "then try again")
@@ -183,14 +179,18 @@ def adopt_by_hand(store: Store, local_id: int, remote_id: int, run_id: str, now:
 def create_again(store: Store, local_id: int) -> str:
     """A person says none of the candidates is this row's customer: send the create again."""
     with store.transaction() as db:
-        row = db.execute("SELECT pkcustomerid FROM customers WHERE id=?", (local_id,)).fetchone()
-        if row is None:
-            raise LookupError(f"no row with id {local_id} in customers")
-        if row[0] is not None:
-            raise LookupError(f"row {local_id} is customer {row[0]} already; --create-again is for a new row")
+        _check_new_row(db, local_id, "--create-again")
         db.execute("DELETE FROM create_intents WHERE local_id=?", (local_id,))
         db.execute("UPDATE customers SET sync_state='pending', sync_error=NULL WHERE id=?", (local_id,))
     return f"row {local_id} is queued: the next sync creates it in Solar Proof"
+
+
+def _check_new_row(db, local_id: int, option: str) -> None:
+    row = db.execute("SELECT pkcustomerid FROM customers WHERE id=?", (local_id,)).fetchone()
+    if row is None:
+        raise LookupError(f"no row with id {local_id} in customers (for {option}, give the row's customers.id)")
+    if row[0] is not None:
+        raise LookupError(f"row {local_id} is customer {row[0]} already; {option} is for a new row (pkcustomerid NULL)")
 
 
 def _text(value: Any) -> str | None:
