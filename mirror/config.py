@@ -154,6 +154,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("api", "max_in_flight", _integer(1, 64), 8),
     Setting("api", "max_pages", _integer(1, 10_000_000), 100_000),
     Setting("database", "path", _text, ""),
+    Setting("database", "busy_timeout", _positive_duration, 60.0),
     Setting("sync", "interval", _positive_duration, 300.0),
     Setting("sync", "mass_delete_share", _share, 0.10),
     Setting("sync", "enrich", _boolean, False),

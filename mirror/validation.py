@@ -21,6 +21,11 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _blank(value: Any) -> bool:
+    """Empty as Solar Proof's required-field check sees it: nothing, or only white space."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def problems_of(fields: Mapping[str, Any], *, creating: bool) -> list[str]:
     """Every problem with these writable fields; [] when they may be sent.
 
@@ -29,8 +34,10 @@ def problems_of(fields: Mapping[str, Any], *, creating: bool) -> list[str]:
     """
     problems = []
     for name in REQUIRED_FOR_CREATE:
-        if (creating or name in fields) and fields.get(name) in (None, ""):
-            problems.append(f"{name} is required and is empty")
+        if (creating or name in fields) and _blank(fields.get(name)):
+            value = fields.get(name)
+            shown = "is empty" if value in (None, "") else f"holds only spaces ({_shown(value)}), which counts as empty"
+            problems.append(f"{name} is required and {shown}")
     for name, value in fields.items():
         if name not in WRITABLE_FIELDS or value in (None, ""):
             continue

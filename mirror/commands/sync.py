@@ -18,7 +18,7 @@ from mirror.errors import ApiUnavailableError, AuthError, Interrupted, MirrorErr
 from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.lock import LockBusy, sync_lock
 from mirror.progress import WalkProgress
-from mirror.store import Store
+from mirror.store import Store, StoreBusy, WriteHolds
 from mirror.store.local_changes import listed_by_last_walk
 from mirror.store.runs import finish_run, start_run
 from mirror.sync.account import AccountMismatch, check_account, ensure_account
@@ -67,6 +67,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
+def _finish(store: Store, run_id: str, result: str, report: SyncReport, error: str | None) -> None:
+    """Record the run's end; a database another program holds locked cannot take it, so say so."""
+    try:
+        finish_run(store, run_id, utc_now_text(), result, report.counts(), error)
+    except StoreBusy as exc:
+        log.warning("sync_not_recorded", reason=str(exc))
+
+
 class _NotStarted(Exception):
     """The run was refused before it began: the settings point at another account."""
 
@@ -93,6 +101,7 @@ def render_plan(report: SyncReport) -> str:
     lines = ["Dry run: nothing was written, in Solar Proof or in the mirror."]
     if report.push is not None:
         lines += [f"  would {line}" for line in report.push.planned] or ["  nothing to push"]
+    lines += [f"  would {line}" for line in report.planned]
     lines.append(f"  pull would create {report.created}, update {report.updated}, leave {report.unchanged} "
                  f"unchanged, mark {report.delete_candidates} missing, delete {len(report.deleted_ids)}")
     return "\n".join(lines)
@@ -142,8 +151,10 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
     result, error, code = "failed", None, EXIT_FAILURE
     own_client = client is None
     client = client or SolarProofClient.from_settings(settings)
+    holds = WriteHolds()
     try:
-        with Store.open(settings.database_path) as store:
+        with Store.open(settings.database_path, busy_timeout=settings[("database", "busy_timeout")]) as store:
+            holds = store.write_holds
             # Before anything is written, here or in Solar Proof: is this the file's own account?
             try:
                 check_account(store, settings[("api", "url")], settings.api_key)
@@ -190,11 +201,15 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                 result, error, code = "incomplete", str(exc), EXIT_UNAVAILABLE
             except PermanentApiError as exc:
                 result, error = "failed", str(exc)
+            except StoreBusy as exc:
+                result, error, code = "busy", str(exc), EXIT_UNAVAILABLE
             finally:
                 if not dry_run:
-                    finish_run(store, run_id, utc_now_text(), result, report.counts(), error)
+                    _finish(store, run_id, result, report, error)
     except _NotStarted:
         pass  # refused before the run began: no sync_runs row, no write anywhere
+    except StoreBusy as exc:
+        result, error, code = "busy", str(exc), EXIT_UNAVAILABLE
     except MirrorError as exc:
         error = str(exc)
     finally:
@@ -204,7 +219,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
     event = log.info if code == EXIT_OK else log.error
     event("sync_finished", run_id=run_id, result=result, exit_code=code, dry_run=dry_run,
           seconds=round(time.perf_counter() - started, 3), error=error,
-          api_calls=sum(client.stats.calls.values()), **report.counts())
+          api_calls=sum(client.stats.calls.values()), longest_write_lock_ms=round(holds.longest * 1000, 1),
+          **report.counts())
     if error and result != "interrupted":
         print(f"Error: {error}", file=sys.stderr)
         hint = {EXIT_REFUSED: "spmirror sync --allow-mass-delete, if the deletes are real",
@@ -212,6 +228,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                 EXIT_USAGE: "set the API key: SPMIRROR_API_KEY, [api] key_file, or LoadCredential=api_key"}.get(code)
         if result == "refused" and code == EXIT_USAGE:
             hint = None  # the account message says what to do
+        if result == "busy":
+            hint = "save or close what holds the database open for writing, then spmirror sync again"
         if hint:
             print(f"Try: {hint}", file=sys.stderr)
     return code, report

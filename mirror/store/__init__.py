@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -32,6 +33,32 @@ class StoreError(MirrorError):
     """The database file cannot be used (a newer schema, not a mirror, unreadable)."""
 
 
+class StoreBusy(StoreError):
+    """Another program held SQLite's write lock for longer than the busy timeout."""
+
+    def __init__(self, path: Path, seconds: float):
+        self.path, self.seconds = path, seconds
+        super().__init__(
+            f"{path} stayed locked by another program for {seconds:g}s: a write transaction left open, such as a "
+            f"GUI editor with unsaved changes (DB Browser: Write Changes) or a script; find it with "
+            f"`fuser {path}` or `lsof {path}`. Nothing was lost; the next sync carries on"
+        )
+
+
+@dataclass
+class WriteHolds:
+    """How long this connection's write transactions held SQLite's write lock (other writers wait)."""
+
+    count: int = 0
+    total: float = 0.0
+    longest: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.longest = max(self.longest, seconds)
+
+
 @dataclass(frozen=True, slots=True)
 class BaseEntry:
     """What the pull needs to know of a customer without reading its whole base row."""
@@ -41,11 +68,13 @@ class BaseEntry:
     missing_since_run: str | None
 
 
-def _configure(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+def _configure(dbapi_connection: sqlite3.Connection, busy_timeout_ms: int) -> None:
     # Transactions are ours to begin (BEGIN IMMEDIATE), not the driver's implicit ones.
     dbapi_connection.isolation_level = None
     for pragma in (
-        f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+        # While another program holds the write lock, SQLite's busy handler retries with its own
+        # backoff (1 ms growing to 100 ms between tries) for up to this long; then StoreBusy.
+        f"PRAGMA busy_timeout={busy_timeout_ms}",
         "PRAGMA foreign_keys=ON",
         "PRAGMA synchronous=NORMAL",
         # 32 MiB of page cache: a first import of 100k customers into four indexes thrashes the
@@ -58,28 +87,38 @@ def _configure(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
 class Store:
     """An open mirror database. Not shared between threads: open one per thread that needs it."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT_MS / 1000):
         self.path = path
+        self.busy_timeout = busy_timeout
         self.engine = create_engine(f"sqlite:///{path}", poolclass=StaticPool)
-        event.listen(self.engine, "connect", _configure)
+        event.listen(self.engine, "connect", lambda connection, _record: _configure(connection,
+                                                                                 int(busy_timeout * 1000)))
         self._proxy = self.engine.raw_connection()
         self.db: sqlite3.Connection = self._proxy.driver_connection
         self._schema_ready = False
+        self.write_holds = WriteHolds()
 
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open (creating or upgrading) the mirror at `path`. New files are owner-only (0600)."""
+    def open(cls, path: str | Path, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> Store:
+        """Open (creating or upgrading) the mirror at `path`. New files are owner-only (0600).
+
+        `busy_timeout` (seconds) is how long a write waits for another program's write lock
+        before StoreBusy is raised.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             # Create it ourselves so the mode is right before SQLite writes anything into it.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         try:
-            store = cls(path)
+            store = cls(path, busy_timeout)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
         try:
             store._prepare_schema()
+        except StoreBusy:
+            store.close()
+            raise
         except sqlite3.DatabaseError as exc:
             store.close()
             raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
@@ -171,7 +210,7 @@ class Store:
         the transaction reads and what it writes. Inside it, sync_control.daemon_writing is 1,
         which tells the triggers these writes are not a person's edits.
         """
-        return _Transaction(self.db, mark_daemon=self._schema_ready)
+        return _Transaction(self, mark_daemon=self._schema_ready)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -224,24 +263,40 @@ class Store:
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection, mark_daemon: bool):
-        self.db = db
+    def __init__(self, store: Store, mark_daemon: bool):
+        self.store = store
+        self.db = store.db
         self.mark_daemon = mark_daemon
+        self.began = 0.0
 
     def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise StoreBusy(self.store.path, self.store.busy_timeout) from exc
+            raise
+        self.began = time.perf_counter()
         if self.mark_daemon:
             self.db.execute("UPDATE sync_control SET daemon_writing = 1")
         return self.db
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            if self.mark_daemon:
-                # Back to 0 before COMMIT: no other connection ever sees the flag set.
-                self.db.execute("UPDATE sync_control SET daemon_writing = 0")
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                if self.mark_daemon:
+                    # Back to 0 before COMMIT: no other connection ever sees the flag set.
+                    self.db.execute("UPDATE sync_control SET daemon_writing = 0")
+                self.db.execute("COMMIT")
+            else:
+                self.db.execute("ROLLBACK")
+        finally:
+            self.store.write_holds.add(time.perf_counter() - self.began)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

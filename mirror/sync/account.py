@@ -74,15 +74,17 @@ def ensure_account(store: Store, remote: PageSource, api_url: str, api_key: str,
 
     An unpinned file with customers in it (made before pinning existed) is pinned only after
     the listing shows it is the same account. An empty one is pinned once the API accepts the
-    key (one page). A dry run checks and pins nothing.
+    key (one page). A dry run makes the same checks and records nothing.
     """
     pin = check_account(store, api_url, api_key)
-    if pin is not None or dry_run:
+    if pin is not None:
         return pin
     if mirrored_people(store):
         verify_same_account(store, remote, api_url)
     else:
         remote.fetch_customer_page(1)  # AuthError, ApiUnavailableError propagate: nothing is pinned
+    if dry_run:
+        return None  # checked as the real run would, and nothing recorded
     pin = new_pin(api_url, api_key, now)
     save_pin(store, pin)
     return pin

@@ -17,14 +17,15 @@ from typing import Callable, Protocol
 import structlog
 
 from mirror.changes import CREATE, REFRESH, UPDATE, Pulled, RemoteChange
-from mirror.customer import Customer
+from mirror.customer import Customer, email_key
 from mirror.errors import ApiError, IncompleteWalkError, Interrupted, MirrorError, NotIdentifiedError, WireError
 from mirror.fingerprint import content_hash, raw_hash
 from mirror.store import Store, to_json
-from mirror.store.creates import count_walk_for_intents, flag_candidates, open_intents
+from mirror.store.creates import count_walk_for_intents, flag_candidates, open_intents, waiting_emails
 from mirror.store.remote_writes import adopt_found, apply_remote_changes, delete_customers, mark_missing
 from mirror.store.runs import record_rejected
 from mirror.sync.creates import ABSENT, ADOPT, match_creates
+from mirror.sync.dry_run import describe_create_decisions, describe_deletes, describe_remote_changes
 from mirror.sync.planner import plan_deletes, plan_remote_change
 from mirror.walk import CustomerWalk, Page, PageSource
 from mirror.wire import parse_customer
@@ -94,6 +95,8 @@ class PullReport:
     seconds: float = 0.0
     deleted_ids: list[int] = field(default_factory=list)
     held: list[RemoteChange] = field(default_factory=list, repr=False)  # new customers awaiting the create check
+    planned: list[str] = field(default_factory=list)  # dry run: the writes it would make
+    planned_counts: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -158,8 +161,7 @@ def run_pull(
         store.rebuild_search_index()
     if not walk.complete:  # the walk raises first; this keeps the rule in plain sight
         raise IncompleteWalkError("getallcustomers", "the listing ended early; no deletes applied")
-    if not options.dry_run:
-        _settle_creates(store, options, report, run_id, now)
+    _settle_creates(store, options, report, run_id, now)
     _apply_deletes(store, remote, options, base, walk.remote_ids, report, run_id, now)
     if not options.dry_run:
         count_walk_for_intents(store)
@@ -191,7 +193,13 @@ def _flush(store, remote, options, pending: list[Pulled], base, report, run_id, 
         changes.append(plan_remote_change(pulled, entry.content_hash if entry else None,
                                           base_fields.get(pulled.customer.remote_id, {} if entry else None)))
     if options.dry_run:
-        _count(changes, report, quiet=True)
+        waiting = waiting_emails(store.db)
+        held = [c for c in changes if c.kind == CREATE and email_key(c.fields.get("customeremail")) in waiting]
+        report.held.extend(held)
+        held_ids = {c.remote_id for c in held}
+        rest = [c for c in changes if c.remote_id not in held_ids]
+        describe_remote_changes(rest, report.planned_counts, report.planned)
+        _count(rest, report, quiet=True)
         return
     applied = apply_remote_changes(store, changes, run_id=run_id, now=when, record_history=not initial_import,
                                    project_payloads=payloads, conflict_policy=options.conflict_policy)
@@ -217,6 +225,13 @@ def _settle_creates(store: Store, options: PullOptions, report: PullReport, run_
     intents = {intent.local_id: intent for intent in open_intents(store.db)}
     decisions = match_creates({i: intent.sent for i, intent in intents.items()},
                               [(c.remote_id, c.fields) for c in held])
+    if options.dry_run:
+        report.planned += describe_create_decisions(decisions, {i: intent.walks for i, intent in intents.items()})
+        adopted = {d.remote_ids[0] for d in decisions.values() if d.kind == ADOPT}
+        rest = [c for c in held if c.remote_id not in adopted]
+        describe_remote_changes(rest, report.planned_counts, report.planned)
+        _count(rest, report, quiet=True)
+        return
     by_id = {c.remote_id: c for c in held}
     for local_id, decision in decisions.items():
         intent = intents[local_id]
@@ -296,21 +311,19 @@ def _with_carried(customer: Customer, carried: frozenset[str], fields=None, prob
 
 
 def _apply_deletes(store, remote, options, base, listed, report: PullReport, run_id, now) -> None:
+    """Deletes from a complete walk: the same guard, refusal and re-check by id in a dry run,
+    which only says what it would remove."""
     missing_since = {remote_id: entry.missing_since_run for remote_id, entry in base.items()}
     plan = plan_deletes(missing_since, listed, store.count_customers(), options.mass_delete_share,
                         options.allow_mass_delete)
     report.delete_candidates = len(plan.new_candidates)
-    if options.dry_run:
-        report.deleted_ids = sorted(plan.confirmed)
-        return
-    mark_missing(store, plan.reappeared, None)
-    mark_missing(store, plan.new_candidates, run_id)
+    if not options.dry_run:
+        mark_missing(store, plan.reappeared, None)
+        mark_missing(store, plan.new_candidates, run_id)
     if len(plan.new_candidates) > plan.limit:
         log.warning("mass_delete_suspected", missing=len(plan.new_candidates), limit=plan.limit)
     if plan.refused:
         raise MassDeleteRefused(len(plan.confirmed), plan.limit, store.count_customers())
-    if not plan.confirmed:
-        return
     # A second check before a permanent local removal: does the API still know the customer? Only
     # a read that returns this very id counts; a lookup that cannot identify it (no getcustomer,
     # its email now someone else's) proves nothing either way, and two complete walks stand.
@@ -323,9 +336,12 @@ def _apply_deletes(store, remote, options, base, listed, report: PullReport, run
             continue
         if found is not None and found.remote_id == remote_id:
             found_again.add(remote_id)
-    mark_missing(store, found_again, None)
     doomed = sorted(plan.confirmed - found_again)
+    report.deleted_ids = doomed
+    if options.dry_run:
+        report.planned += describe_deletes(len(plan.new_candidates), doomed)
+        return
+    mark_missing(store, found_again, None)
     for record in delete_customers(store, doomed, run_id=run_id, now=now()):
         log.info("customer_deleted", remote_id=record["pkcustomerid"], email=record["fields"].get("customeremail"))
     report.deleted = len(doomed)
-    report.deleted_ids = doomed

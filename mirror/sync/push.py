@@ -36,6 +36,7 @@ from mirror.errors import (
 from mirror.merge import merge_fields, same
 from mirror.store import Store, creates
 from mirror.store import local_changes as local
+from mirror.sync.dry_run import describe_update
 from mirror.validation import problems_of
 
 log = structlog.get_logger()
@@ -224,17 +225,16 @@ def _push_updates(store, remote, options, report, run_id, now) -> None:
                        f" (spmirror resolve {row.remote_id} --take remote restores the remote value)")
             _flag(store, row, message, {n: changed[n] for n in read_only}, report, run_id, now, options)
         if writable:
-            report.planned.append(f"updatecustomer {row.remote_id}: {', '.join(sorted(writable))}")
             sendable.append((row, writable))
         elif not read_only and not options.dry_run:
             # Only differences the mirror treats as equal ("" and NULL): let the base agree.
             _record(store, row, _UpdateOutcome(converged={n: v for n, v in row.fields.items()
                                                           if v != row.base.get(n)}), run_id, now)
-    if options.dry_run or not sendable:
+    if not sendable:
         return
     with ThreadPoolExecutor(max_workers=options.max_in_flight, thread_name_prefix="spmirror-push") as pool:
         futures = [(row, writable, pool.submit(_send_update, remote, row, writable, options.conflict_policy,
-                                               row.remote_id in options.read_by_walk))
+                                               row.remote_id in options.read_by_walk, options.dry_run))
                    for row, writable in sendable]
         unavailable: ApiUnavailableError | None = None
         for row, writable, future in futures:
@@ -242,6 +242,12 @@ def _push_updates(store, remote, options, report, run_id, now) -> None:
                 outcome = future.result()
             except ApiUnavailableError as exc:
                 unavailable = exc
+                continue
+            if options.dry_run:
+                # The same re-read and merge as a real push; only the update and the writes are left out.
+                report.planned += [f"flag row {row.local_id} as error: {outcome.error}"] if outcome.error else \
+                    describe_update(row.remote_id, outcome.pushed, outcome.remote_values, outcome.conflicts,
+                                    outcome.deferred)
                 continue
             _record_update(store, row, writable, outcome, report, run_id, now)
     if unavailable is not None:
@@ -263,8 +269,9 @@ DEFERRED = ("waiting for a complete walk to read this customer before its update
             "getcustomer, and the email lookup did not return it (the email is shared or changed)")
 
 
-def _send_update(remote, row, writable: dict[str, Any], policy: str, read_by_walk: bool) -> _UpdateOutcome:
-    """Runs on a pool thread: re-read, merge, update. Touches no database.
+def _send_update(remote, row, writable: dict[str, Any], policy: str, read_by_walk: bool,
+                 dry_run: bool = False) -> _UpdateOutcome:
+    """Runs on a pool thread: re-read, merge, update (not in a dry run). Touches no database.
 
     The re-read must identify the customer by id. When it cannot (no getcustomer, and the email
     lookup answered someone else), nothing is sent until a complete walk has read the customer:
@@ -286,7 +293,9 @@ def _send_update(remote, row, writable: dict[str, Any], policy: str, read_by_wal
     decided = set(merge.to_push) | set(merge.to_local) | set(merge.conflicts)
     outcome = _UpdateOutcome(remote_values=merge.to_local, overridden=merge.overridden, conflicts=merge.conflicts,
                              converged={n: row.fields[n] for n in writable if n not in decided})
-    if merge.to_push:
+    if merge.to_push and dry_run:
+        outcome.pushed = merge.to_push  # what it would send
+    elif merge.to_push:
         try:
             remote.update_customer(row.remote_id, merge.to_push)
         except NotFoundError:
