@@ -294,10 +294,14 @@ class SolarProofClient:
                 raise
 
     def _send_once(self, action, method, query, json_body, idempotent, parse) -> Any:
+        """One request. Its errors are built only from server and transport text already
+        redacted of the key and its pieces, whatever an error page echoed back."""
+        secrets = (self._api_key,)
         try:
             response = self._http.request(method, self.url, params=query, json=json_body)
         except httpx.TransportError as exc:
-            reason = f"{type(exc).__name__}: {redact_text(str(exc), (self._api_key,)) or 'no detail'}"
+            exc.args = (redact_text(str(exc), secrets),)  # the cause: tracebacks print it too
+            reason = f"{type(exc).__name__}: {exc.args[0] or 'no detail'}"
             if idempotent or isinstance(exc, _NOT_SENT):
                 raise TransientApiError(action, f"network error ({reason})") from exc
             raise OutcomeUnknownError(action, f"request sent but no response arrived ({reason})") from exc
@@ -311,14 +315,14 @@ class SolarProofClient:
         except (ValueError, RecursionError):
             body = _UNREADABLE
         if isinstance(body, dict) and (("code" in body and "message" in body) or body.get("success") is False):
-            error = _error_from_body(action, status, body)
+            error = _error_from_body(action, status, body, secrets)
         elif status >= 500 or (status < 300 and body is _UNREADABLE):
             what = f"HTTP {status}" if status >= 300 else "a body that is not JSON"
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            error = TransientApiError(action, f"{what}: {_describe_body(response, text)}", status=status,
+            error = TransientApiError(action, f"{what}: {_describe_body(response, text, secrets)}", status=status,
                                       retry_after=retry_after)
         elif status >= 300:
-            error = _error_for_status(action, status, _describe_body(response, text))
+            error = _error_for_status(action, status, _describe_body(response, text, secrets))
         else:
             return body
         if isinstance(error, TransientApiError) and not idempotent:
@@ -339,19 +343,23 @@ def _parse_page(text: str) -> list[RawRecord] | None | dict:
     return records
 
 
-def _describe_body(response: httpx.Response, text: str) -> str:
-    kind = response.headers.get("Content-Type", "").split(";")[0] or "no content type"
+def _describe_body(response: httpx.Response, text: str, secrets: tuple[str, ...]) -> str:
+    """The start of an unexpected body, redacted whole before the cut (no piece left too short)."""
+    kind = redact_text(response.headers.get("Content-Type", "").split(";")[0], secrets) or "no content type"
+    size = len(text)
+    text = redact_text(text, secrets)
     snippet = " ".join(text[:120].split())
     if "html" in kind or snippet.lower().startswith(("<!doctype", "<html")):
         return f"an HTML page ({kind}): {snippet!r}"
-    if len(text) > 120:
-        return f"{kind}, {len(text)} bytes, starting {snippet!r} (truncated or malformed JSON?)"
+    if size > 120:
+        return f"{kind}, {size} bytes, starting {snippet!r} (truncated or malformed JSON?)"
     return f"{kind}: {snippet!r}"
 
 
-def _error_from_body(action: str, status: int, body: dict) -> ApiError:
-    code = str(body.get("code") or "") or None
-    message = str(body.get("message") or body.get("Message") or "no message")
+def _error_from_body(action: str, status: int, body: dict, secrets: tuple[str, ...]) -> ApiError:
+    # Both come from the server, which may echo the request (key included) into either.
+    code = redact_text(str(body.get("code") or ""), secrets) or None
+    message = redact_text(str(body.get("message") or body.get("Message") or "no message"), secrets)
     if code is None:
         # Webhook admin calls answer {"success": false, "message": ...} with HTTP 400.
         lowered = message.lower()

@@ -17,7 +17,12 @@
             ├── PermissionDeniedError  PERMISSION_DENIED
             └── InvalidRequestError INVALID_PARAMETERS and other 4xx refusals
 
-Messages never contain the API key: URLs are redacted before they reach an error.
+Messages never contain the API key. An ApiError's text is built only from server text and
+transport messages that the client (mirror/api.py) has already passed through
+mirror.redaction with the key: the key, and any run of 8 or more of its characters, plain or
+URL/JSON/HTML-escaped, is masked before the error exists, so str(), .detail, .code and args
+are clean wherever the error goes (stderr, sync_runs, status, history, logs). This module
+imports nothing from mirror (the bottom layer), so it cannot redact by itself.
 """
 
 from __future__ import annotations

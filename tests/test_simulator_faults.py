@@ -295,3 +295,74 @@ def test_stall_settings_validate_and_reset():
     assert plan.decide("createcustomer").stall_seconds == 2
     plan.reset()
     assert (plan.settings()["stall_seconds"], plan.settings()["rate_stall"]) == (30, 0.0)
+
+
+# -- echo faults: error pages that show the request back --------------------------------------
+
+# Sent as the key of the echoed requests (the fault is decided before the key is checked), with
+# characters a URL encodes, so each `echo` setting shows it differently.
+ECHOED_KEY = "sk-echo/slash+plus=equals~tilde!bang"
+
+
+def echoed_create(sim, client, **fault):
+    sim.faults.script(fault.pop("kind"), action="createcustomer", **fault)
+    return client.post(sim.url, params={"action": "createcustomer", "api_key": ECHOED_KEY},
+                       json={"data": {"apikey": ECHOED_KEY, "action": "createcustomer", **NEW}})
+
+
+def test_echo_pages_show_the_whole_request(sim, client):
+    """echo_html (500) and echo_json (400) show the parameters, the URI as sent and the body, and apply nothing."""
+    before = len(sim.account.ids())
+    page = echoed_create(sim, client, kind="echo_html")
+    assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+    encoded = "sk-echo%2Fslash%2Bplus%3Dequals~tilde%21bang"  # as httpx sent it
+    assert f"api_key={encoded}" in page.text  # the URI as received
+    assert f"[api_key] =&gt; {ECHOED_KEY}" in page.text[:120]  # print_r($_GET), decoded, up front
+    assert f"&quot;apikey&quot;:&quot;{ECHOED_KEY}&quot;" in page.text  # the body, HTML-escaped
+    body = echoed_create(sim, client, kind="echo_json")
+    assert body.status_code == 400 and body.headers["content-type"].startswith("application/json")
+    assert ECHOED_KEY.replace("/", "\\/") in body.text and "sk-echo/" not in body.text  # PHP's "\/"
+    error = body.json()
+    assert error["code"] == "INVALID_PARAMETERS"
+    assert f"api_key={encoded}" in error["message"] and f"[api_key] => {ECHOED_KEY}\n" in error["message"]
+    assert f'"apikey":"{ECHOED_KEY}"' in error["message"]
+    assert len(sim.account.ids()) == before  # neither create was applied
+    assert [(e["fault"], e["applied"], e["status"]) for e in sim.account.write_log()[-2:]] == [
+        ("echo_html", False, 500), ("echo_json", False, 400)]
+    assert [(f["kind"], f["status"]) for f in sim.faults.injected()[-2:]] == [("echo_html", 500), ("echo_json", 400)]
+
+
+def test_echo_settings_show_part_of_the_key(sim, client):
+    """`prefix` shows the key's first 20 characters and `urlencoded` the key as PHP's urlencode writes it."""
+    cut = echoed_create(sim, client, kind="echo_json", status=503, echo="prefix")
+    assert cut.status_code == 503 and cut.json()["code"] == "SERVER_ERROR"
+    message = cut.json()["message"]
+    assert f"[api_key] => {ECHOED_KEY[:20]}\n" in message and f'"apikey":"{ECHOED_KEY[:20]}"' in message
+    assert ECHOED_KEY[:21] not in message and "%2F" not in message
+    encoded = echoed_create(sim, client, kind="echo_html", status=422, echo="urlencoded")
+    assert encoded.status_code == 422
+    php = "sk-echo%2Fslash%2Bplus%3Dequals%7Etilde%21bang"
+    assert f"[api_key] =&gt; {php}" in encoded.text and f"api_key={php}" in encoded.text
+    assert f"&quot;apikey&quot;:&quot;{php}&quot;" in encoded.text
+    assert "slash+plus" not in encoded.text and "equals~" not in encoded.text
+
+
+def test_echo_settings_validate(sim, client):
+    """status (400..599) and echo (full, prefix, urlencoded) are for the echo kinds only; the admin route takes them."""
+    plan = FaultPlan()
+    for bad in ({"kind": "echo_html", "status": 200}, {"kind": "echo_json", "status": 600},
+                {"kind": "echo_json", "status": True}, {"kind": "echo_html", "echo": "half"},
+                {"kind": "500", "status": 500}, {"kind": "html", "echo": "full"}):
+        with pytest.raises(ValueError):
+            plan.script(**bad)
+    plan.script("echo_json")
+    assert plan.decide("getallcustomers") == Fault("echo_json", 400, echo="full")
+    response = client.post(sim.base_url + "/_admin/faults", params={"api_key": KEY}, json={
+        "script": [{"kind": "echo_html", "action": "getallcustomers", "status": 502, "echo": "prefix"}]})
+    assert response.status_code == 200
+    assert response.json()["script"][0] | {"status": 502, "echo": "prefix"} == response.json()["script"][0]
+    page = list_page(sim, client)
+    assert page.status_code == 502 and f"[api_key] =&gt; {KEY}" in page.text  # KEY is under 20 characters
+    bad = client.post(sim.base_url + "/_admin/faults", params={"api_key": KEY},
+                      json={"script": [{"kind": "echo_html", "echo": "most"}]})
+    assert bad.status_code == 400

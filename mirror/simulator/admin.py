@@ -11,7 +11,8 @@ latency never apply here. Errors are `{"error": "..."}` with 400, 401, 404, 405 
     POST   /_admin/faults                     {"reset"?: true, "seed"?, "latency_ms"?, "retry_after"?,
                                                "stall_seconds"?, "rate_*"?, "script"?: [{"kind",
                                                "count"?, "action"?, "retry_after"?,
-                                               "stall_seconds"?}]} -> settings
+                                               "stall_seconds"?, "status"?, "echo"?}]}
+                                               -> settings (see faults.py for the kinds)
     GET    /_admin/quirks                     Quirks.as_dict()
     POST   /_admin/quirks                     {"reset"?: true, "old_docs"?: true, <quirk>: value} -> quirks
                                                (reset, then old_docs' seven quirks, then the rest;

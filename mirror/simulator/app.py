@@ -11,6 +11,7 @@ overlap), then either inject the fault or answer. Writes are logged with what th
 sent (under `lost_create` and `stall`: what it would be sent, logged before anything is sent).
 A `stall` answers and logs, then waits `fault.stall_seconds` (an asyncio wait that also ends
 when the client disconnects, so a killed client leaves no task behind) before sending. The
+echo faults answer an error page showing the request as received (`echo_page`). The
 deliberate connection drops raise `DeliberateDrop` after a partial body so uvicorn closes the
 socket; `quiet_deliberate_drops()` keeps those out of uvicorn's error log.
 """
@@ -18,13 +19,15 @@ socket; `quiet_deliberate_drops()` keeps those out of uvicorn's error log.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
-from urllib.parse import parse_qsl
+from http import HTTPStatus
+from urllib.parse import parse_qsl, quote_plus, unquote_plus
 
 from . import actions, admin
 from .account import Account
-from .faults import Fault, FaultPlan
+from .faults import ECHO_KINDS, Fault, FaultPlan
 from .journal import WRITE_ACTIONS
 
 JSON = b"application/json"
@@ -67,6 +70,34 @@ def nginx_page(status: int) -> bytes:
             f"</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n").encode()
 
 
+def echo_page(fault: Fault, request: actions.Request, target: bytes) -> tuple[bytes, bytes]:
+    """The body and content type of an echo fault (see faults.py): the request's parameters as
+    PHP's print_r($_GET) shows them, its URI and its body, as `fault.echo` shows the key (the
+    `api_key` the request carried)."""
+    uri, sent = target.decode("utf-8", "replace"), request.body.decode("utf-8", "replace")
+    params = dict(request.query)  # decoded, as PHP's $_GET holds them
+    key = params.get("api_key", "")
+    if fault.echo != "full" and key:
+        shown = key[:20] if fault.echo == "prefix" else quote_plus(key, safe="").replace("~", "%7E")
+        uri, sent = unquote_plus(uri).replace(key, shown), sent.replace(key, shown)
+        params = {name: value.replace(key, shown) for name, value in params.items()}
+    dump = "Array\n(\n" + "".join(f"    [{name}] => {value}\n" for name, value in params.items()) + ")\n"
+    line = f"{request.method} {uri}"
+    try:
+        reason = HTTPStatus(fault.status).phrase
+    except ValueError:  # a status Python has no name for, such as 599
+        reason = "Error"
+    if fault.kind == "echo_html":
+        page = (f"<html><body><pre>{html.escape(dump)}</pre>\n<p><b>Error {fault.status}</b> on "
+                f"{html.escape(line)}</p>\n<pre>{html.escape(sent)}</pre>\n<hr><center>{reason}</center>\n"
+                "</body></html>\n")
+        return page.encode(), HTML
+    code = "INVALID_PARAMETERS" if fault.status < 500 else "SERVER_ERROR"
+    message = f"{reason}: {line}" + (f" with body {sent}" if sent else "") + f"; $_GET = {dump}"
+    # PHP's json_encode: no spaces, and "/" written as "\/".
+    return json.dumps({"code": code, "message": message}, separators=(",", ":")).replace("/", "\\/").encode(), JSON
+
+
 class App:
     """The ASGI callable. `account`, `faults` and `api_key` may be replaced between requests."""
 
@@ -83,7 +114,10 @@ class App:
         path = scope["path"]
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         if path == "/apidata.php":
-            await self._api(scope["method"], query, body, receive, send)
+            # The request URI as sent (REQUEST_URI), for the echo faults.
+            target = (scope.get("raw_path") or path.encode()) + (
+                b"?" + scope["query_string"] if scope["query_string"] else b"")
+            await self._api(scope["method"], query, body, receive, send, target)
         elif path.startswith("/_admin/"):
             sub = path[len("/_admin/"):]
             args = (self, scope["method"], sub, query, body)
@@ -95,7 +129,7 @@ class App:
         else:
             await _send(send, 404, nginx_page(404), HTML)
 
-    async def _api(self, method: str, query: dict, body: bytes, receive, send) -> None:
+    async def _api(self, method: str, query: dict, body: bytes, receive, send, target: bytes) -> None:
         request = actions.Request(method, query, body)
         action = request.action()
         self.account.journal.count(action)
@@ -110,9 +144,9 @@ class App:
             elif fault is None or await _stall(fault.stall_seconds, receive):
                 await _send(send, reply.status, reply.body, reply.content_type.encode())
             return
-        await self._inject(fault, action, request, send)
+        await self._inject(fault, action, request, send, target)
 
-    async def _inject(self, fault: Fault, action: str, request: actions.Request, send) -> None:
+    async def _inject(self, fault: Fault, action: str, request: actions.Request, send, target: bytes) -> None:
         if fault.kind in ("truncate", "drop"):
             if actions.route(action, self.account.quirks)[0] == actions.READ:
                 full = actions.handle(request, self.account, self.api_key, serve=False).body
@@ -123,6 +157,11 @@ class App:
                 await _drop(send, full)
             else:
                 await _send(send, 200, full[: len(full) // 2], JSON)
+            return
+        if fault.kind in ECHO_KINDS:
+            body, content_type = echo_page(fault, request, target)
+            self._log(action, request, fault.status, body, False, fault)
+            await _send(send, fault.status, body, content_type)
             return
         if fault.kind == "html":
             status, body, headers = 200, PHP_FATAL, []

@@ -21,6 +21,22 @@ Kinds (the app, not this module, carries them out):
   script entry's own) with an asyncio wait, so other requests are served meanwhile, and then
   sent normally. If the client disconnects during the wait, the wait ends and nothing is sent.
   For crash tests: kill the client while it waits, and the server has a write it never saw.
+* `echo_html`, `echo_json`: an error page that echoes the request back, as a proxy or a PHP
+  error handler may: its parameters as PHP's `print_r($_GET)` shows them (`[api_key] => ...`),
+  the method and request URI (`api_key=` included) and the body (`data.apikey` included).
+  Scripted only (no rate); not applied (a write under an echo fault changes nothing). Script
+  settings: `status`, the HTTP status (400..599; default 500 for `echo_html`, 400 for
+  `echo_json`), and `echo`, how much of the key shows:
+  - `full` (default): the URI exactly as received (the key as the client encoded it), the
+    parameters decoded, the body as received;
+  - `prefix`: everything decoded, the key cut to its first 20 characters (a page that shortens
+    long values);
+  - `urlencoded`: everything decoded, the key re-encoded as PHP's urlencode() writes it
+    (letters, digits and `-_.` kept, every other character `%XX`).
+  `echo_html` is a short HTML page (`text/html`) opening with the `print_r` dump, everything
+  HTML-escaped, so the key falls within its first 120 characters. `echo_json` is
+  `{"code", "message"}` (`INVALID_PARAMETERS` for a 4xx, `SERVER_ERROR` for a 5xx) written as
+  PHP's json_encode writes it (no spaces, `/` as `\\/`), the whole echo in the message.
 
 `latency_ms` is added to every API request (also faulted ones) with `asyncio.sleep`, so
 concurrent requests overlap as they would over a real network.
@@ -32,7 +48,11 @@ import random
 import threading
 from dataclasses import dataclass
 
-KINDS = ("429", "5xx", "500", "502", "503", "drop", "truncate", "html", "lost_create", "stall")
+KINDS = ("429", "5xx", "500", "502", "503", "drop", "truncate", "html", "lost_create", "stall",
+         "echo_html", "echo_json")
+ECHO_KINDS = ("echo_html", "echo_json")
+ECHO_PARTS = ("full", "prefix", "urlencoded")  # how much of the key an echo fault shows
+ECHO_STATUS = {"echo_html": 500, "echo_json": 400}  # the default status of each echo kind
 RATE_FIELDS = ("rate_429", "rate_5xx", "rate_drop", "rate_truncate", "rate_html", "rate_lost_create",
                "rate_stall")
 STALL_SECONDS = 30.0  # the default hold-back of a `stall` fault
@@ -41,13 +61,14 @@ OMIT = "omit"  # script(..., retry_after=OMIT): send the 429 without a Retry-Aft
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault to inject: its kind, the HTTP status to send, Retry-After (429 only) and how
-    long to hold the response back (stall only)."""
+    """One fault to inject: its kind, the HTTP status to send, Retry-After (429 only), how
+    long to hold the response back (stall only) and how much of the key to echo (echo kinds)."""
 
     kind: str
     status: int = 200
     retry_after: int | None = None
     stall_seconds: float | None = None
+    echo: str | None = None
 
 
 class FaultPlan:
@@ -113,17 +134,27 @@ class FaultPlan:
                        **{name: 0.0 for name in RATE_FIELDS})
 
     def script(self, kind: str, count: int = 1, action: str | None = None,
-               retry_after: int | str | None = None, stall_seconds: float | None = None) -> None:
+               retry_after: int | str | None = None, stall_seconds: float | None = None,
+               status: int | None = None, echo: str | None = None) -> None:
         """Give the next `count` requests for `action` (any action when None) fault `kind`.
 
         Scripted faults take precedence over rates. `retry_after` (429 only): None uses the
         plan's value, an integer overrides it, `OMIT` ("omit") sends no header. `stall_seconds`
         (stall only): None uses the plan's value when the fault is injected, a number overrides it.
+        `status` and `echo` (echo kinds only): the HTTP status (400..599; None for the kind's
+        default) and how much of the key the page shows (`ECHO_PARTS`; None for "full").
         """
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
         if count < 1:
             raise ValueError("count must be at least 1")
+        if (status is not None or echo is not None) and kind not in ECHO_KINDS:
+            raise ValueError(f"status and echo apply to the echo kinds ({', '.join(ECHO_KINDS)}) only")
+        if status is not None and (isinstance(status, bool) or not isinstance(status, int)
+                                   or not 400 <= status <= 599):
+            raise ValueError("status must be an HTTP error status, 400 to 599")
+        if echo is not None and echo not in ECHO_PARTS:
+            raise ValueError(f"echo must be one of {ECHO_PARTS}")
         if retry_after is not None and retry_after != OMIT and (
                 not isinstance(retry_after, int) or retry_after < 0):
             raise ValueError("retry_after must be a non-negative integer, None or 'omit'")
@@ -135,8 +166,11 @@ class FaultPlan:
         if kind == "lost_create":
             action = "createcustomer"
         with self._lock:
-            self._script.append({"kind": kind, "count": count, "action": action,
-                                 "retry_after": retry_after, "stall_seconds": stall_seconds})
+            entry = {"kind": kind, "count": count, "action": action,
+                     "retry_after": retry_after, "stall_seconds": stall_seconds}
+            if kind in ECHO_KINDS:
+                entry.update(status=status or ECHO_STATUS[kind], echo=echo or "full")
+            self._script.append(entry)
 
     def clear_script(self) -> None:
         with self._lock:
@@ -170,6 +204,8 @@ class FaultPlan:
                     retry_after = self.retry_after
                 elif retry_after == OMIT:
                     retry_after = None
+                if entry["kind"] in ECHO_KINDS:
+                    return Fault(entry["kind"], entry["status"], echo=entry["echo"])
                 stall = entry["stall_seconds"]
                 return self._make(entry["kind"], retry_after,
                                   self.stall_seconds if stall is None else stall)
