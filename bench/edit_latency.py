@@ -1,11 +1,17 @@
 """Measure how long a local edit takes to reach the API under `spmirror run`; prints JSON.
 
-    .venv/bin/python bench/edit_latency.py [--edits 50] [--watch-interval 2s]
+    .venv/bin/python bench/edit_latency.py [--edits 50] [--watch-interval 2s] [--samples 3]
 
 Starts a simulator and the daemon as separate processes, waits for the first sync, then makes
 --edits single-row UPDATEs from this process, each after a random pause (seeded) so edits land
 at random points of the daemon's watch cycle, as people's do, and times each from its COMMIT to
 the moment the simulator holds the new value (polled every 10 ms).
+
+That is one sample run; --samples runs (at least 3) each start a new daemon on a new mirror
+file. `latency_s` summarises every edit of every run (bench/stats.py: median, min, max, p25,
+p75, iqr, the values in order) and `p95_s` is its 95th percentile, interpolated between the
+nearest ranks (over 50 edits, between the 47th and 48th fastest); `runs` gives each run's median
+and p95, and `run_medians` how much the runs differ from each other.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import platform
 import random
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from simulator_process import running_simulator  # noqa: E402
+from stats import percentile, sample_count, summary  # noqa: E402
 
 
 def customer(url: str, key: str, remote_id: int) -> dict:
@@ -45,16 +51,12 @@ def wait_until(predicate, timeout: float, poll: float = 0.01) -> bool:
     return False
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--edits", type=int, default=50)
-    parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--watch-interval", default="2s", help="[daemon] watch_interval (default 2s, the default)")
-    args = parser.parse_args()
-    with running_simulator(args.customers) as (url, key), tempfile.TemporaryDirectory() as tmp:
+def edit_run(url: str, key: str, edits: int, watch_interval: str, run_number: int) -> list[float]:
+    """One sample run: a new mirror file and daemon, `edits` timed edits; returns their latencies."""
+    with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "mirror.db")
         env = dict(os.environ, SPMIRROR_API_URL=url, SPMIRROR_API_KEY=key, SPMIRROR_DB=db,
-                   SPMIRROR_DAEMON_WATCH_INTERVAL=args.watch_interval, SPMIRROR_LOGGING_LEVEL="warning")
+                   SPMIRROR_DAEMON_WATCH_INTERVAL=watch_interval, SPMIRROR_LOGGING_LEVEL="warning")
         daemon = subprocess.Popen([sys.executable, "-m", "mirror", "run"], env=env, stdout=subprocess.DEVNULL)
         try:
             def synced() -> bool:
@@ -67,13 +69,14 @@ def main() -> None:
             assert wait_until(synced, 120), "the first sync did not finish"
             with sqlite3.connect(db) as c:
                 ids = [r[0] for r in c.execute("SELECT pkcustomerid FROM customers ORDER BY pkcustomerid LIMIT ?",
-                                               (args.edits,))]
+                                               (edits,))]
             latencies = []
-            pauses = random.Random(7)
-            cycle = float(args.watch_interval.rstrip("s"))
+            pauses = random.Random(7 + run_number)
+            cycle = float(watch_interval.rstrip("s"))
             for n, remote_id in enumerate(ids):
                 time.sleep(pauses.uniform(0, cycle))
-                value = f"0400 {n:03d} {int(time.time() * 1000) % 1000:03d}"
+                # The run number in the value: every run changes the customer from what the last one left.
+                value = f"04{run_number % 100:02d} {n % 1000:03d} {int(time.time() * 1000) % 1000:03d}"
                 connection = sqlite3.connect(db)
                 connection.execute("UPDATE customers SET customerphone2=? WHERE pkcustomerid=?", (value, remote_id))
                 connection.commit()
@@ -84,13 +87,29 @@ def main() -> None:
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=60)
-    latencies.sort()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--edits", type=int, default=50, help="edits per run")
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--watch-interval", default="2s", help="[daemon] watch_interval (default 2s, the default)")
+    parser.add_argument("--samples", type=sample_count, default=3, help="runs, each a new daemon (at least 3)")
+    args = parser.parse_args()
+    with running_simulator(args.customers) as (url, key):
+        runs = [edit_run(url, key, args.edits, args.watch_interval, n) for n in range(args.samples)]
+    every = [latency for run in runs for latency in run]
     print(json.dumps({
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "edits": len(latencies), "watch_interval": args.watch_interval,
-        "median_s": round(statistics.median(latencies), 3),
-        "p95_s": round(latencies[max(0, int(len(latencies) * 0.95) - 1)], 3),
-        "max_s": round(latencies[-1], 3),
+        "edits": len(every), "samples": args.samples, "watch_interval": args.watch_interval,
+        "median_s": round(percentile(every, 50), 3),
+        "p95_s": round(percentile(every, 95), 3),
+        "max_s": round(max(every), 3),
+        "latency_s": summary(every),
+        "runs": [{"edits": len(run), "median_s": round(percentile(run, 50), 3), "p95_s": round(percentile(run, 95), 3)}
+                 for run in runs],
+        "run_medians": summary([percentile(run, 50) for run in runs]),
     }, indent=2))
 
 

@@ -199,10 +199,16 @@ class Settings:
         return tuple(self.values[(s.section, s.key)] for s in SETTINGS if s.secret and self.values[(s.section, s.key)])
 
 
-def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+SYSTEM_CONFIG_FILE = Path("/etc/spmirror/config.toml")
+
+
+def find_config_file(explicit: str | None, env: Mapping[str, str],
+                     system_file: Path = SYSTEM_CONFIG_FILE) -> Path | None:
     """The config file to read: --config, $SPMIRROR_CONFIG, ./spmirror.toml, the user's, /etc's.
 
-    An explicit path must exist; the searched locations are optional.
+    An explicit path must exist; the searched locations are optional. `system_file` is the last
+    place searched: /etc/spmirror/config.toml, unless a test points it into a temporary directory
+    (so a machine that has the real file still runs the search tests).
     """
     if explicit:
         return Path(explicit)
@@ -214,15 +220,19 @@ def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | Non
     config_home = env.get("XDG_CONFIG_HOME") or (str(Path(env["HOME"]) / ".config") if env.get("HOME") else "")
     if config_home:
         candidates.append(Path(config_home) / "spmirror" / "config.toml")
-    candidates.append(Path("/etc/spmirror/config.toml"))
+    candidates.append(system_file)
     return next((p for p in candidates if p.is_file()), None)
 
 
-def load_settings(config_path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Read, merge and validate every setting; raise ConfigError listing all problems."""
+def load_settings(config_path: str | None = None, env: Mapping[str, str] | None = None, *,
+                  system_file: Path = SYSTEM_CONFIG_FILE) -> Settings:
+    """Read, merge and validate every setting; raise ConfigError listing all problems.
+
+    `system_file` replaces /etc/spmirror/config.toml as the search's last place (for tests).
+    """
     env = os.environ if env is None else env
     problems: list[str] = []
-    path = find_config_file(config_path, env)
+    path = find_config_file(config_path, env, system_file)
     raw: dict[tuple[str, str], tuple[Any, str]] = {}
     if path is not None:
         _read_file(path, raw, problems)

@@ -1,17 +1,22 @@
 """Settings: defaults, the TOML file, the environment, one validation pass, and the example file.
 
 Every test passes an explicit `env={...}` to `load_settings`, so the real environment never
-leaks in, and works in `tmp_path`.
+leaks in, and works in `tmp_path`, where a stand-in replaces /etc/spmirror/config.toml (see
+`system_file`), so the tests also run on a machine that has that file.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from mirror import config
 from mirror.config import (
     DEFAULT_API_URL,
     SETTINGS,
@@ -24,7 +29,7 @@ from mirror.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"
-SYSTEM_CONFIG = Path("/etc/spmirror/config.toml")
+SYSTEM_CONFIG = Path("/etc/spmirror/config.toml")  # what production searches last
 DEFAULTS = {(s.section, s.key): s.default for s in SETTINGS}
 SECRET = "sk-CONFIGCANARY-0b1c2d3e4f5a6b7c"
 
@@ -41,11 +46,23 @@ def problems_of(config_path, env) -> list[str]:
     return caught.value.problems
 
 
+@pytest.fixture(autouse=True)
+def system_file(tmp_path, monkeypatch) -> Path:
+    """A stand-in for /etc/spmirror/config.toml under tmp_path (not created), searched instead of the real one.
+
+    `load_settings` and `find_config_file` in this module are the product's, with their `system_file`
+    parameter pointed here, so every test runs (none skips) and none reads this machine's /etc.
+    """
+    stand_in = tmp_path / "etc" / "spmirror" / "config.toml"
+    module = sys.modules[__name__]
+    monkeypatch.setattr(module, "load_settings", functools.partial(config.load_settings, system_file=stand_in))
+    monkeypatch.setattr(module, "find_config_file", functools.partial(config.find_config_file, system_file=stand_in))
+    return stand_in
+
+
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """An empty working directory, so ./spmirror.toml is never found by accident."""
-    if SYSTEM_CONFIG.exists():
-        pytest.skip(f"{SYSTEM_CONFIG} exists on this machine and would be read")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -133,6 +150,7 @@ LONG_NAME_SAMPLES = {
     ("api", "max_in_flight"): ("16", 16),
     ("api", "max_pages"): ("500", 500),
     ("database", "path"): ("/tmp/elsewhere.db", "/tmp/elsewhere.db"),
+    ("database", "busy_timeout"): ("5s", 5.0),
     ("sync", "interval"): ("90s", 90.0),
     ("sync", "mass_delete_share"): ("25%", 0.25),
     ("sync", "enrich"): ("true", True),
@@ -595,6 +613,28 @@ def test_search_finds_nothing(isolated):
     env = {"XDG_CONFIG_HOME": str(isolated / "xdg"), "CONFIGURATION_DIRECTORY": str(isolated / "c")}
     assert find_config_file(None, env) is None
     assert load_settings(None, env=env).source is None
+
+
+def test_search_system_file_comes_last(places, system_file):
+    """/etc/spmirror/config.toml (here its stand-in) is used only when no other searched place has a file."""
+    files, env = places
+    write(system_file, "[api]\nattempts = 5\n")
+    del env["SPMIRROR_CONFIG"]
+    assert find_config_file(None, env).resolve() == files["cwd"].resolve()
+    for earlier in ("cwd", "systemd", "xdg"):
+        assert find_config_file(None, env) != system_file
+        files[earlier].unlink()
+    del env["XDG_CONFIG_HOME"], env["HOME"]
+    assert find_config_file(None, env) == system_file
+    settings = load_settings(None, env=env)
+    assert settings.source == system_file and settings[("api", "attempts")] == 5
+    assert settings.origins[("api", "attempts")] == str(system_file)
+
+
+def test_production_searches_etc_last():
+    """Without the test seam, the last place searched is /etc/spmirror/config.toml."""
+    for function in (config.find_config_file, config.load_settings):
+        assert inspect.signature(function).parameters["system_file"].default == SYSTEM_CONFIG
 
 
 def test_searched_file_is_loaded(isolated):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 
+import httpx
 import pytest
 
 from conftest import API_KEY, make_client
@@ -100,11 +102,58 @@ def test_the_page_cap_refuses_to_call_an_endless_listing_complete(client):
     assert not walk.complete
 
 
-def test_garbled_records_are_rejected_not_dropped(sim, client):
-    """A listed element with no usable id is reported in `rejected`, and the walk completes."""
-    walk = CustomerWalk(client)
-    first = next(iter(walk))
-    assert first.rejected == []
+class GarblingTransport(httpx.HTTPTransport):
+    """Real HTTP to the simulator, except that listing page `page` arrives with its elements at
+    the positions in `garbled` replaced (a damaged record, as a buggy server might send)."""
+
+    def __init__(self, page: int, garbled: dict[int, object]):
+        super().__init__()
+        self.page, self.garbled = page, garbled
+        self.replaced: list[dict] = []  # the genuine records the garbled elements stand in for
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        params = request.url.params
+        if params.get("action") != "getallcustomers" or params.get("page") != str(self.page):
+            return response
+        elements = json.loads(response.read())
+        for position, element in self.garbled.items():
+            self.replaced.append(elements[position])
+            elements[position] = element
+        return httpx.Response(response.status_code, headers={"Content-Type": "application/json"},
+                              content=json.dumps(elements).encode())
+
+
+GARBLED = {  # page 2 positions -> what the server sent there instead of a customer
+    0: {"customer_id": "x", "customer_first_name": "Nameless"},
+    7: {"customer_id": None, "customer_first_name": "Null"},
+    19: {"customer_first_name": "No id key"},
+    33: {"customer_id": "-5", "customer_first_name": "Negative"},
+    49: 42,  # not an object at all
+}
+
+
+def test_garbled_records_are_rejected_not_dropped(clock):
+    """Elements with no usable id are reported in their page's `rejected`, each with its text as sent
+    and an error naming the id field; the rest of the page is kept and the walk still completes."""
+    transport = GarblingTransport(page=2, garbled=GARBLED)
+    with SimulatorServer(customers=200, seed=5, api_key=API_KEY) as sim:  # its own: exactly 4 full pages
+        with make_client(sim, clock, transport=transport) as client:
+            walk = CustomerWalk(client, max_in_flight=1)
+            pages = list(walk)
+        everyone = {c["id"] for c in sim.account.snapshot()["customers"]}
+    assert [p.number for p in pages] == [1, 2, 3, 4, 5] and walk.complete
+    assert [len(p.records) for p in pages] == [50, 45, 50, 50, 0]
+    assert [len(p.rejected) for p in pages] == [0, 5, 0, 0, 0]
+    assert walk.rejected == 5 and walk.records == 195
+    rejected = pages[1].rejected
+    assert [raw.text for raw, _ in rejected] == [json.dumps(e) for e in GARBLED.values()]  # exactly as sent
+    assert [raw.value for raw, _ in rejected] == list(GARBLED.values())
+    assert [error.field for _, error in rejected] == ["customer_id"] * 4 + ["<record>"]
+    assert [error.value for _, error in rejected] == ["x", None, None, "-5", 42]
+    # Only the garbled elements are missing: every other customer was listed, once.
+    stood_in_for = {int(r["customer_id"]) for r in transport.replaced}
+    assert len(stood_in_for) == 5 and walk.remote_ids == everyone - stood_in_for
 
 
 def test_latency_opens_the_window(sim, clock):
