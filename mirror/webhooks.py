@@ -3,12 +3,17 @@
 Solar Proof POSTs `customer_created` and `customer_status_change` to URLs we subscribed, signs
 nothing, documents no retries, and has sent two payload framings (an object, or an array of
 objects). So the receiver:
-  - takes events only at POST /webhooks/<token>[/<event>] (a wrong token is 404, as if the path
-    did not exist), answers at once (the API wants 200 within 5 s), and queues the event;
-  - never writes what an event says: a worker collects the customers named in a burst, waits a
-    moment for the burst to end, fetches each from the API, and applies what the API confirms
-    through the same planner and executor as a pull; an event for a customer the API does not
-    know writes nothing;
+  - takes events only at POST /webhooks/<token>[/<event>] (mirror.webhook_receiver: uvicorn, a
+    wrong token is 404 as if the path did not exist) and answers as soon as the event is queued;
+  - queues customers, not events (mirror.webhook_queue): a burst naming one customer fifty times
+    costs one fetch, and the queue is bounded;
+  - never writes what an event says: a worker takes the customers of a burst, fetches each from
+    the API on a few threads WITHOUT the sync lock, and applies what the API confirms through
+    the same planner and executor as a pull, under the lock only for the write, in chunks. An
+    event for a customer the API does not know writes nothing;
+  - never lets a fetch roll back a sync: each customer's base row is read before its fetch, and
+    the write skips any customer whose base changed meanwhile (mirror.store.base_guard); that
+    customer is fetched again;
   - keeps fields only a payload carries (ABN, site address in the newer customer_created) once
     the fetch confirmed the customer, marked "webhook payload" in history.
 Duplicates and out-of-order events are harmless: the fetch always returns the current state.
@@ -16,184 +21,231 @@ Duplicates and out-of-order events are harmless: the fetch always returns the cu
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Callable
 
 import structlog
 
-from mirror.changes import Pulled
+from mirror.changes import Pulled, RemoteChange
 from mirror.clock import utc_now_text
 from mirror.customer import Customer
-from mirror.errors import ApiError, NotIdentifiedError, WireError
+from mirror.errors import ApiError, NotIdentifiedError
 from mirror.fingerprint import content_hash, raw_hash
 from mirror.store import Store, to_json
-from mirror.store.remote_writes import apply_remote_changes
+from mirror.store.base_guard import BaseSnapshot, apply_where_base_unchanged, read_bases
 from mirror.sync.planner import plan_remote_change
-from mirror.wire import customers_from_webhook
+from mirror.webhook_queue import PAYLOAD_ONLY, Hint, HintQueue
+from mirror.webhook_receiver import EVENTS, MAX_BODY, ReceiverServer, WebhookApp
+
+__all__ = ["EVENTS", "MAX_BODY", "WebhookReceiver"]
 
 log = structlog.get_logger()
 
-MAX_BODY = 64 * 1024
-EVENTS = ("customer_created", "customer_status_change")
-# Fields an event payload may carry that the list shape lacks; kept once the API confirms the customer.
-PAYLOAD_ONLY = ("customerabn", "customer_site_address")
+Fetch = Callable[[int, "str | None"], "Customer | None"]
 
 
 class WebhookReceiver:
-    """An HTTP server on its own threads, and one worker that confirms and applies events.
+    """The HTTP server, the queue, and one worker that confirms and applies events.
 
-    `fetch(remote_id, email)` returns the customer as the API has it now (or None);
-    `apply(callable)` runs a callable under the daemon's sync lock (the fetch and the write).
+    `fetch(remote_id, email)` returns the customer as the API has it now (or None); it is called
+    from up to `fetch_workers` threads at once. `apply(write)` runs `write` under the daemon's
+    sync lock (or not at all, having said why): only the database write goes through it.
     """
 
     DEBOUNCE = 0.3  # seconds of quiet that end a burst of events
+    LONGEST_WAIT = 1.0  # seconds an event waits at most for its burst to end
+    APPLY_EVERY = 50  # fetched customers written per hold of the sync lock...
+    APPLY_AFTER = 0.5  # ...or fewer, once the first of them has waited this long
+    MAX_ATTEMPTS = 3  # fetches of one customer superseded by syncs before the walk is left to it
 
-    def __init__(self, listen: str, token: str, fetch: Callable[[int, str | None], Customer | None],
-                 apply: Callable[[Callable[[], None]], None], database, conflict_policy: str = "manual"):
-        host, _, port = listen.rpartition(":")
-        self.token = token
+    def __init__(self, listen: str, token: str, fetch: Fetch, apply: Callable[[Callable[[], None]], None],
+                 database, conflict_policy: str = "manual", *, fetch_workers: int = 4, capacity: int = 10_000):
         self.fetch = fetch
         self.apply = apply
         self.database = database
-        self.conflict_policy = conflict_policy
-        self.events: queue.Queue[list[Customer] | None] = queue.Queue()
-        self.server = ThreadingHTTPServer((host.strip("[]"), int(port)), self._handler())
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self._threads = [
-            threading.Thread(target=self.server.serve_forever, name="spmirror-webhooks", daemon=True),
-            threading.Thread(target=self._work, name="spmirror-webhook-worker", daemon=True),
-        ]
+        self.conflict_policy = conflict_policy  # the daemon sets it again on SIGHUP
+        self.queue = HintQueue(capacity, quiet=self.DEBOUNCE, longest=self.LONGEST_WAIT)
+        self.server = ReceiverServer(listen, WebhookApp(token, self.queue.offer))
+        self.port = self.server.port
+        self._fetches = _FetchPool(fetch, fetch_workers)
+        self._batches = 0
+        self._worker = threading.Thread(target=self._work, name="spmirror-webhook-worker", daemon=True)
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        self._fetches.start()
+        self._worker.start()
+        self.server.start()
         log.info("webhooks_listening", port=self.port)
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.events.put(None)
-        self._threads[1].join(timeout=30)
-
-    # -- HTTP ----------------------------------------------------------------------------
-
-    def _handler(self):
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            server_version = "spmirror"
-            sys_version = ""
-            timeout = 10  # seconds: a client that stalls mid-body frees its thread
-
-            def log_message(self, *_args: Any) -> None:  # the URL holds the token: never log it
-                pass
-
-            def _answer(self, status: int, message: str) -> None:
-                body = json.dumps({"message": message}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _ours(self) -> bool:
-                parts = self.path.split("?", 1)[0].strip("/").split("/")
-                return (len(parts) in (2, 3) and parts[0] == "webhooks" and bool(receiver.token)
-                        and parts[1] == receiver.token and (len(parts) == 2 or parts[2] in EVENTS))
-
-            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
-                if not self._ours():
-                    return self._answer(404, "not found")
-                length = self.headers.get("Content-Length")
-                if length is None or not length.isdigit():
-                    return self._answer(411, "Content-Length required")
-                if int(length) > MAX_BODY:
-                    return self._answer(413, f"body over {MAX_BODY} bytes")
-                try:
-                    body = json.loads(self.rfile.read(int(length)) or b"null")
-                    customers = customers_from_webhook(body)
-                except (ValueError, RecursionError, WireError) as exc:
-                    log.warning("webhook_rejected", reason=str(exc)[:200])
-                    return self._answer(400, "not a customer event")
-                self._answer(200, "ok")
-                receiver.events.put(customers)
-                log.info("webhook_received", customers=[c.remote_id for c in customers])
-
-            def _wrong_method(self) -> None:
-                self._answer(405 if self._ours() else 404, "use POST" if self._ours() else "not found")
-
-            do_GET = do_PUT = do_DELETE = do_PATCH = _wrong_method
-
-        return Handler
+        """Stop taking events, then let a write in progress finish (queued events are dropped:
+        the next full sync catches them up)."""
+        self.server.stop()
+        self.queue.close()
+        self._fetches.close()
+        if self._worker.is_alive():
+            self._worker.join(timeout=5)
 
     # -- the worker ----------------------------------------------------------------------
 
     def _work(self) -> None:
-        while True:
-            first = self.events.get()
-            if first is None:
-                return
-            hints: dict[int, Customer] = {c.remote_id: c for c in first}
-            deadline = time.monotonic() + self.DEBOUNCE
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    more = self.events.get(timeout=left)
-                except queue.Empty:
-                    break
-                if more is None:
-                    self.events.put(None)
-                    break
-                hints.update({c.remote_id: c for c in more})
+        while (batch := self.queue.take()) is not None:
             try:
-                self._confirm_and_apply(list(hints.values()))
+                self._confirm_and_apply(batch)
             except Exception as exc:  # a bad batch must not stop the worker
                 log.error("webhook_processing_failed", error=repr(exc))
+            finally:
+                self.queue.done(h.remote_id for h in batch)
 
-    def _confirm_and_apply(self, hints: list[Customer]) -> None:
-        # Fetch and write under one hold of the sync lock: a state fetched before a sync ran
-        # could otherwise be written after it, rolling back what the sync had just stored.
-        self.apply(lambda: self._fetch_and_write(hints))
-
-    def _fetch_and_write(self, hints: list[Customer]) -> None:
+    def _confirm_and_apply(self, batch: list[Hint]) -> None:
+        started = time.monotonic()
+        self._batches += 1
+        batch_number = self._batches  # results of an earlier batch cut short are not this one's
         with Store.open(self.database) as store:
-            base = store.base_entries()
-            known = store.base_fields([h.remote_id for h in hints if h.remote_id in base])
-            pulled: list[Pulled] = []
-            payload_fields: dict[int, frozenset[str]] = {}
-            for hint in hints:
+            # Read before any fetch starts: a write later compares against it (base_guard).
+            before = read_bases(store, [h.remote_id for h in batch])
+            for hint in batch:
                 # The email the mirror last saw beats the payload's (a payload is unsigned): it
                 # only matters on a server without getcustomer, where a lookup by email counts
                 # only if it returns this very id.
-                email = known.get(hint.remote_id, {}).get("customeremail") or hint.fields.get("customeremail")
-                try:
-                    current = self.fetch(hint.remote_id, email)
-                except NotIdentifiedError:
-                    log.warning("webhook_unconfirmed", remote_id=hint.remote_id,
-                                reason="the API cannot read this customer by id; the next walk picks it up")
-                    continue
-                except ApiError as exc:
-                    log.warning("webhook_fetch_failed", remote_id=hint.remote_id, error=str(exc))
-                    continue
-                if current is None:
-                    log.warning("webhook_unconfirmed", remote_id=hint.remote_id,
-                                reason="the API does not know this customer; nothing written")
-                    continue
-                customer, extra = _with_payload_fields(current, hint, known.get(current.remote_id, {}))
-                if extra:
-                    payload_fields[customer.remote_id] = extra
-                text = to_json(current.raw)
-                pulled.append(Pulled(customer, text, raw_hash(text), content_hash(customer)))
-            changes = [plan_remote_change(p, base[p.customer.remote_id].content_hash if p.customer.remote_id in base
-                                          else None, known.get(p.customer.remote_id)) for p in pulled]
-            apply_remote_changes(store, changes, run_id="webhook", now=utc_now_text(),
-                                 conflict_policy=self.conflict_policy, payload_fields=payload_fields)
+                known = before.get(hint.remote_id)
+                email = (known.fields.get("customeremail") if known else None) or \
+                    hint.customer.fields.get("customeremail")
+                self._fetches.submit(hint, email, batch_number)
+            ready: list[tuple[Hint, Customer]] = []
+            first_ready = 0.0
+            outstanding = len(batch)
+            while outstanding:
+                wait = None if not ready else max(0.0, first_ready + self.APPLY_AFTER - time.monotonic())
+                result = self._fetches.result(wait)
+                if result is _CLOSED:
+                    return
+                if result is not None and result[0] == batch_number:
+                    outstanding -= 1
+                    confirmed = _confirmed(*result[1:])
+                    if confirmed is not None:
+                        if not ready:
+                            first_ready = time.monotonic()
+                        ready.append(confirmed)
+                if ready and (len(ready) >= self.APPLY_EVERY or not outstanding
+                              or time.monotonic() >= first_ready + self.APPLY_AFTER):
+                    try:
+                        self._write(store, ready, before)
+                    except Exception as exc:  # the batch's other fetches still come in: keep counting
+                        log.error("webhook_write_failed", customers=[h.remote_id for h, _c in ready], error=repr(exc))
+                    ready = []
+        log.info("webhook_batch_done", customers=len(batch), seconds=round(time.monotonic() - started, 3))
+
+    def _write(self, store: Store, fetched: list[tuple[Hint, Customer]], before: dict[int, BaseSnapshot]) -> None:
+        """Plan against the bases read before the fetches and write under the sync lock, where
+        each base is still the same; fetch the others again."""
+        changes: list[RemoteChange] = []
+        payload_fields: dict[int, frozenset[str]] = {}
+        hints = {hint.remote_id: hint for hint, _current in fetched}
+        for hint, current in fetched:
+            known = before.get(current.remote_id)
+            customer, extra = _with_payload_fields(current, hint.customer, known.fields if known else {})
+            if extra:
+                payload_fields[customer.remote_id] = extra
+            text = to_json(current.raw)
+            pulled = Pulled(customer, text, raw_hash(text), content_hash(customer))
+            changes.append(plan_remote_change(pulled, known.content_hash if known else None,
+                                              known.fields if known else None))
+        outcome: dict = {}
+        log.info("webhook_fetched", customers=sorted(hints))  # the write waits for the sync lock now
+
+        def write() -> None:
+            outcome["applied"], outcome["stale"] = apply_where_base_unchanged(
+                store, changes, before, run_id="webhook", now=utc_now_text(),
+                conflict_policy=self.conflict_policy, payload_fields=payload_fields)
+
+        self.apply(write)
+        if not outcome:
+            return  # not written, and the daemon said why (webhook_dropped)
+        stale = set(outcome["stale"])
+        held = {c.remote_id for c in outcome["applied"].held}
         for change in changes:
-            log.info("webhook_applied", remote_id=change.remote_id, change=change.kind, fields=sorted(change.changed))
+            if change.remote_id in held:
+                log.info("webhook_held", remote_id=change.remote_id,
+                         reason="a create with this email is not settled yet; the next complete walk decides")
+            elif change.remote_id not in stale:
+                log.info("webhook_applied", remote_id=change.remote_id, change=change.kind,
+                         fields=sorted(change.changed))
+        retry = [hints[i] for i in sorted(stale) if hints[i].attempts + 1 < self.MAX_ATTEMPTS]
+        for remote_id in sorted(stale):
+            again = any(h.remote_id == remote_id for h in retry)
+            log.info("webhook_superseded", remote_id=remote_id, fetching_again=again,
+                     reason="a sync wrote this customer while it was being fetched" +
+                            ("" if again else "; the next walk brings its state"))
+        self.queue.retry(retry)
+
+
+_CLOSED = object()
+
+
+class _FetchPool:
+    """`workers` daemon threads running `fetch`, one customer at a time, results in a queue.
+
+    Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's threads at
+    exit, so a fetch stuck on a slow API would hold up the daemon's SIGTERM exit.
+    """
+
+    def __init__(self, fetch: Fetch, workers: int):
+        self._fetch = fetch
+        self._jobs: queue.SimpleQueue[tuple[Hint, str | None, int] | None] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._run, name=f"spmirror-webhook-fetch-{n}", daemon=True)
+                         for n in range(max(1, workers))]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, hint: Hint, email: str | None, batch: int) -> None:
+        self._jobs.put((hint, email, batch))
+
+    def result(self, timeout: float | None) -> tuple | object | None:
+        """(batch, hint, customer or None, error or None) of the next finished fetch; None after
+        `timeout` seconds without one; _CLOSED once closed."""
+        try:
+            return self._results.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        self._results.put(_CLOSED)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            hint, email, batch = job
+            try:
+                self._results.put((batch, hint, self._fetch(hint.remote_id, email), None))
+            except Exception as exc:  # reported by the worker, which counts every result
+                self._results.put((batch, hint, None, exc))
+
+
+def _confirmed(hint: Hint, current: Customer | None, error: Exception | None) -> tuple[Hint, Customer] | None:
+    """The fetched customer with its hint, or None (logged) when the API did not confirm it."""
+    if isinstance(error, NotIdentifiedError):
+        log.warning("webhook_unconfirmed", remote_id=hint.remote_id,
+                    reason="the API cannot read this customer by id; the next walk picks it up")
+    elif isinstance(error, ApiError):
+        log.warning("webhook_fetch_failed", remote_id=hint.remote_id, error=str(error))
+    elif error is not None:
+        log.error("webhook_fetch_failed", remote_id=hint.remote_id, error=repr(error))
+    elif current is None:
+        log.warning("webhook_unconfirmed", remote_id=hint.remote_id,
+                    reason="the API does not know this customer; nothing written")
+    elif current.remote_id != hint.remote_id:
+        log.warning("webhook_unconfirmed", remote_id=hint.remote_id,
+                    reason=f"the API answered with customer {current.remote_id}; nothing written")
+    else:
+        return hint, current
+    return None
 
 
 def _with_payload_fields(current: Customer, hint: Customer, known: dict) -> tuple[Customer, frozenset[str]]:

@@ -83,31 +83,42 @@ def apply_remote_changes(
     row 'error' with the local value kept. `payload_fields` names, per customer, fields taken
     from a webhook payload after the API confirmed the customer; history marks them.
     """
-    applied = Applied()
     if not changes:
-        return applied
-    project_payloads = project_payloads or {}
+        return Applied()
     with store.transaction() as db:
-        if hold_for_creates:
-            waiting = waiting_emails(db)
-            if waiting:
-                applied.held = [c for c in changes
-                                if c.kind == CREATE and email_key(c.fields.get("customeremail")) in waiting]
-                held_ids = {c.remote_id for c in applied.held}
-                changes = [c for c in changes if c.remote_id not in held_ids]
-        applied.not_taken = check_sent(db, [(c.remote_id, c.fields, c.pulled.customer.carried) for c in changes])
-        rows_changed = [c for c in changes if c.kind == CREATE or (c.kind == UPDATE and c.changed)
-                        or c.remote_id in applied.not_taken]
-        content_changed = [c for c in changes if c.kind in (CREATE, UPDATE)]
-        # The base first: notes, projects and payloads reference it.
-        db.executemany(_BASE_UPSERT, [_base_row(c, now) for c in changes])
-        db.executemany(_RAW_UPSERT, [(c.remote_id, c.pulled.raw_text, project_payloads.get(c.remote_id), now)
-                                     for c in changes])
-        applied.conflicts = _write_customer_rows(db, rows_changed, conflict_policy, run_id, now, applied.not_taken)
-        if content_changed:
-            _replace_children(db, [c.pulled.customer for c in content_changed])
-        if record_history:
-            db.executemany(_HISTORY_INSERT, list(_history_rows(changes, run_id, now, payload_fields or {})))
+        return apply_in_transaction(db, changes, run_id=run_id, now=now, record_history=record_history,
+                                    project_payloads=project_payloads, conflict_policy=conflict_policy,
+                                    payload_fields=payload_fields, hold_for_creates=hold_for_creates)
+
+
+def apply_in_transaction(
+    db, changes: list[RemoteChange], *, run_id: str, now: str, record_history: bool = True,
+    project_payloads: dict[int, str] | None = None, conflict_policy: str = "manual",
+    payload_fields: Mapping[int, frozenset[str]] | None = None, hold_for_creates: bool = True,
+) -> Applied:
+    """apply_remote_changes inside a write transaction the caller has begun (and will end)."""
+    applied = Applied()
+    project_payloads = project_payloads or {}
+    if hold_for_creates:
+        waiting = waiting_emails(db)
+        if waiting:
+            applied.held = [c for c in changes
+                            if c.kind == CREATE and email_key(c.fields.get("customeremail")) in waiting]
+            held_ids = {c.remote_id for c in applied.held}
+            changes = [c for c in changes if c.remote_id not in held_ids]
+    applied.not_taken = check_sent(db, [(c.remote_id, c.fields, c.pulled.customer.carried) for c in changes])
+    rows_changed = [c for c in changes if c.kind == CREATE or (c.kind == UPDATE and c.changed)
+                    or c.remote_id in applied.not_taken]
+    content_changed = [c for c in changes if c.kind in (CREATE, UPDATE)]
+    # The base first: notes, projects and payloads reference it.
+    db.executemany(_BASE_UPSERT, [_base_row(c, now) for c in changes])
+    db.executemany(_RAW_UPSERT, [(c.remote_id, c.pulled.raw_text, project_payloads.get(c.remote_id), now)
+                                 for c in changes])
+    applied.conflicts = _write_customer_rows(db, rows_changed, conflict_policy, run_id, now, applied.not_taken)
+    if content_changed:
+        _replace_children(db, [c.pulled.customer for c in content_changed])
+    if record_history:
+        db.executemany(_HISTORY_INSERT, list(_history_rows(changes, run_id, now, payload_fields or {})))
     return applied
 
 
