@@ -3,15 +3,18 @@
 Jobs (each on the scheduler's worker threads, each opening its own database connection):
   sync      a full push+pull every [sync] interval (with jitter), the same code as `spmirror sync`;
             after a run that found the API unavailable it backs off, doubling up to the interval
-  watch     every [daemon] watch_interval: if another SQLite client committed since the last
-            look (PRAGMA data_version) and rows are pending, push them now, without a walk
+  watch     every [daemon] watch_interval: if another SQLite client committed since the last look
+            (PRAGMA data_version) and a push could do what no push has tried (mirror.watch: the
+            work items), push now, without a walk; the daemon's own commits so never loop
   watchdog  WATCHDOG=1 to systemd at half of WatchdogSec, when systemd asked for it
 
+While another program holds SQLite's write lock (a GUI editor with unsaved changes), runs are
+postponed 0.5 s, 1 s, 2 s, ... up to a minute, and resume by themselves once it is released.
 One writer: the run lock refuses a second daemon, and the sync lock keeps the daemon's runs and
-any `spmirror sync` from overlapping. SIGTERM/SIGINT stop the scheduler and ask a running walk to
-stop after its current page, so the process exits within seconds with every transaction whole.
-SIGHUP reloads the configuration (interval, policies, logging); the database path and the API
-URL and key are read once at start, and a change to them needs a restart.
+any `spmirror sync` from overlapping. Signals are acted on by a thread (mirror.signals):
+SIGTERM/SIGINT stop the scheduler and ask a running walk to stop after its current page, so the
+process exits within seconds with every transaction whole; SIGHUP reloads what can change live
+and refuses, by name, what needs a restart (mirror.reload).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -27,7 +29,8 @@ from pathlib import Path
 from typing import Callable
 
 import structlog
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED, JobExecutionEvent
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from mirror.api import SolarProofClient
@@ -39,20 +42,14 @@ from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE
 from mirror.lock import LockBusy, run_lock, sync_lock
 from mirror.metrics import Metrics
 from mirror.notify import notify, watchdog_interval
-from mirror.store import Store
+from mirror.reload import plan_reload
+from mirror.signals import SignalThread
+from mirror.store import Store, StoreBusy
 from mirror.sync.account import AccountMismatch, check_account
+from mirror.watch import FileWatch, WorkItem
 from mirror.webhooks import WebhookReceiver
 
 log = structlog.get_logger()
-
-# Rows a push would send now: pending ones, except creates that were sent and wait for complete
-# walks to settle them (a push cannot), and updates that wait for a walk to read their customer
-# (their ids are bound in: the daemon remembers them until the next full sync).
-_PUSHABLE = (
-    "SELECT count(*) FROM customers WHERE sync_state = 'pending' AND NOT (pkcustomerid IS NULL AND id IN "
-    "(SELECT local_id FROM create_intents WHERE complete_walks_since < 2 OR acknowledged = 1)) "
-    "AND (pkcustomerid IS NULL OR pkcustomerid NOT IN (SELECT value FROM json_each(?)))"
-)
 
 
 def daemon_state_path(database: Path) -> Path:
@@ -69,28 +66,43 @@ def write_daemon_state(database: Path, state: dict) -> None:
     os.replace(temporary, path)
 
 
+def _doubling(first: float, failures: int, cap: float) -> float:
+    """first, 2 x first, 4 x first, ... for the 1st, 2nd, 3rd failure in a row, never above cap."""
+    return min(cap, first * 2 ** min(failures - 1, 30))
+
+
 class Daemon:
     """The scheduler, its jobs and its signals. `load_settings` is called again on SIGHUP."""
 
     STOP_TIMEOUT = 50.0  # seconds to wait for a job in flight after SIGTERM (systemd allows 60)
+    API_RETRY_FIRST = 15.0  # the full sync's first retry after the API was unavailable
+    PUSH_PAUSE = 15.0  # the watch job's pause after a push found the API unavailable
+    LOCKED_RETRY_FIRST = 0.5  # the first retry while another program holds the write lock
+    LOCKED_RETRY_MAX = 60.0
 
-    def __init__(self, load_settings: Callable[[], Settings], apply_logging: Callable[[Settings], None]):
+    def __init__(self, settings: Settings, load_settings: Callable[[], Settings],
+                 apply_logging: Callable[[Settings], None]):
         self._load_settings = load_settings
         self._apply_logging = apply_logging
-        self.settings = load_settings()
-        self.database = self.settings.database_path
+        self.settings = settings
+        self.database = settings.database_path
         self.stop = threading.Event()
         self.scheduler = BlockingScheduler(timezone=timezone.utc)
-        self.client = SolarProofClient.from_settings(self.settings)
+        self.client = SolarProofClient.from_settings(settings)
         self.metrics = Metrics(self.client.stats)
-        self._failures = 0
-        self._data_version: int | None = None
-        self._watch_connection: sqlite3.Connection | None = None
-        self._push_wanted = False  # edits seen but not pushed yet (lock busy, API paused)
-        self._push_not_before = 0.0  # monotonic time before which the watch job does not push
-        self._waiting_for_walk: frozenset[int] = frozenset()  # updates a push-only run had to defer
-        self._job_running = threading.Lock()  # held while a sync job runs; run() waits on it
+        self.watch = FileWatch(self.database)
         self.webhooks: WebhookReceiver | None = None
+        self.signals = SignalThread({signal.SIGHUP: lambda _signum: self._reload(),
+                                     signal.SIGTERM: self._shutdown, signal.SIGINT: self._shutdown})
+        self._job_running = threading.Lock()  # held while a sync job runs; run() waits on it
+        self._failures = 0  # full syncs in a row that found the API unavailable
+        self._locked_runs = 0  # runs in a row postponed because another program held the write lock
+        self._locked_since = 0.0
+        self._data_version: int | None = None
+        self._push_wanted = False  # look at the work again even if nothing was committed since
+        self._push_not_before = 0.0  # monotonic time before which the watch job does not push
+        self._tried: frozenset[WorkItem] = frozenset()  # the work the last finished run saw
+        self._tried_lock = threading.Lock()
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -99,7 +111,7 @@ class Daemon:
         lock = run_lock(self.database)
         lock.acquire()  # LockBusy propagates: the caller reports the other daemon
         try:
-            with Store.open(self.database) as store:
+            with Store.open(self.database, busy_timeout=self.settings[("database", "busy_timeout")]) as store:
                 # Creates or upgrades the file, and refuses another account's settings before any
                 # job, webhook or push can write (AccountMismatch: the caller exits 2). An unpinned
                 # file is pinned by the first sync, once the API has accepted the key.
@@ -107,23 +119,23 @@ class Daemon:
             self._start_metrics()
             self._start_webhooks()
             self._schedule()
-            self._install_signals()
+            self.signals.install()
             # The watch job compares against this: an edit committed from now on is seen.
-            self._data_version = self._watch().execute("PRAGMA data_version").fetchone()[0]
+            self._data_version = self.watch.data_version()
             log.info("daemon_started", database=str(self.database), interval=self._interval())
             notify("READY=1", "STATUS=started; first sync running")
             self.scheduler.start()  # blocks until a signal shuts it down
             if not self._job_running.acquire(timeout=self.STOP_TIMEOUT):
                 log.error("daemon_stop_timed_out", seconds=self.STOP_TIMEOUT)
         finally:
+            self.signals.close()
             notify("STOPPING=1")
             if self.webhooks is not None:
                 self.webhooks.stop()
             self.client.close()
             daemon_state_path(self.database).unlink(missing_ok=True)
             lock.release()
-            if self._watch_connection is not None:
-                self._watch_connection.close()
+            self.watch.close()
         log.info("daemon_stopped")
         return EXIT_OK
 
@@ -134,7 +146,7 @@ class Daemon:
         interval = self._interval()
         self.scheduler.add_job(
             self._sync_job, "interval", id="sync", seconds=interval, jitter=min(30.0, interval / 10),
-            max_instances=1, coalesce=True, misfire_grace_time=int(interval),
+            max_instances=1, coalesce=True, misfire_grace_time=max(1, int(interval)),
             next_run_time=datetime.now(timezone.utc),
         )
         self.scheduler.add_job(
@@ -146,32 +158,67 @@ class Daemon:
             self.scheduler.add_job(lambda: notify("WATCHDOG=1"), "interval", id="watchdog", seconds=ping,
                                    max_instances=1, coalesce=True)
         self.scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        self.scheduler.add_listener(self._scheduler_started, EVENT_SCHEDULER_STARTED)
 
-    def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_stop)
-        signal.signal(signal.SIGINT, self._on_stop)
-        signal.signal(signal.SIGHUP, self._on_reload)
+    # -- signals (on the signal thread, never inside a handler) ---------------------------
 
-    def _on_stop(self, signum: int, _frame: object) -> None:
+    def _shutdown(self, signum: int) -> None:
         log.info("daemon_stopping", signal=signal.Signals(signum).name)
         self.stop.set()
-        # Not shutdown(wait=True): it holds the scheduler's lock while it waits for jobs, and a
-        # job that asks the scheduler anything would wait for it forever. Stop the loop from a
-        # thread (a signal handler may interrupt the scheduler inside its own lock); run() then
-        # waits for the job in flight, which the stop event ends after its current page.
-        threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": False}, daemon=True).start()
+        self._stop_scheduler()
 
-    def _on_reload(self, _signum: int, _frame: object) -> None:
+    def _stop_scheduler(self) -> None:
+        # Not shutdown(wait=True): it holds the scheduler's lock while it waits for jobs, and a
+        # job that asks the scheduler anything would wait for it forever. run() then waits for
+        # the job in flight, which the stop event ends after its current page.
         try:
-            settings = self._load_settings()
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+        except SchedulerNotRunningError:
+            pass  # stopped meanwhile
+
+    def _scheduler_started(self, _event: object) -> None:
+        if self.stop.is_set():
+            self._stop_scheduler()  # a SIGTERM that came while the scheduler was starting
+
+    def _reload(self) -> None:
+        """Apply what changed in the settings and can change live; name the rest (mirror.reload)."""
+        try:
+            loaded = self._load_settings()
         except MirrorError as exc:
             log.error("config_reload_failed", error=str(exc))
             return
-        self.settings = settings
-        self._apply_logging(settings)
-        self.scheduler.reschedule_job("sync", trigger="interval", seconds=self._interval(),
-                                      jitter=min(30.0, self._interval() / 10))
-        log.info("config_reloaded", interval=self._interval())
+        change = plan_reload(self.settings, loaded)
+        before, self.settings = self.settings, change.settings
+        self._apply_logging(change.settings)
+        if self._interval() != before[("sync", "interval")]:
+            interval = self._interval()
+            self._reschedule("sync", interval, jitter=min(30.0, interval / 10),
+                             misfire_grace_time=max(1, int(interval)))
+        watch_interval = self.settings[("daemon", "watch_interval")]
+        if watch_interval != before[("daemon", "watch_interval")]:
+            self._reschedule("watch", watch_interval)
+        if self.webhooks is not None:
+            self.webhooks.conflict_policy = self.settings[("sync", "conflict_policy")]
+        if change.refused:
+            log.warning("config_reload_refused", settings=list(change.refused),
+                        reason="a change to these needs a restart (systemctl restart spmirror); "
+                               "until then the daemon runs on with their old values")
+        log.info("config_reloaded", changed=list(change.applied), interval=self._interval())
+
+    def _reschedule(self, job_id: str, seconds: float, jitter: float | None = None, **options: object) -> None:
+        """A new interval for a job. A shorter one takes effect at once; a run already due sooner
+        (a retry after a failure) keeps its time."""
+        job = self.scheduler.get_job(job_id)
+        if job is None:
+            return
+        due = job.next_run_time
+        self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds, jitter=jitter)
+        if options:
+            self.scheduler.modify_job(job_id, **options)
+        job = self.scheduler.get_job(job_id)
+        if job is not None and due is not None and job.next_run_time is not None and due < job.next_run_time:
+            job.modify(next_run_time=due)
 
     def _job_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_MISSED:
@@ -182,7 +229,8 @@ class Daemon:
     # -- jobs ----------------------------------------------------------------------------
 
     def _sync_job(self, push_only: bool = False) -> int | None:
-        """One sync under the sync lock; skipped if another process is syncing right now."""
+        """One sync under the sync lock. None if it did not start: another sync holds the lock,
+        or another program holds the database's write lock (then it is postponed)."""
         if self.stop.is_set():
             return None
         lock = sync_lock(self.database, "spmirror run")
@@ -192,15 +240,30 @@ class Daemon:
             log.info("sync_skipped", reason=f"another sync holds the lock ({exc.holder})")
             return None
         with lock, self._job_running:
+            try:
+                if not self.watch.write_lock_free():
+                    raise StoreBusy(self.database, self.watch.timeout)
+                seen = self.watch.pending_work()  # before the run reads anything: all of it is seen
+            except StoreBusy:
+                self._postpone_while_locked()
+                return None
             started = time.monotonic()
             code, report = sync_once(self.settings, pull=not push_only, stop=self.stop, client=self.client)
-            deferred = frozenset(report.push.deferred) if report.push is not None else frozenset()
-            # Updates that need a complete walk to read their customer (no getcustomer): a new one
-            # brings the full sync forward, once; until then the watch job does not push them again.
-            walk_wanted = push_only and bool(deferred - self._waiting_for_walk)
-            self._waiting_for_walk = deferred
             self.metrics.record_run("ok" if code == EXIT_OK else f"exit_{code}", code == EXIT_OK,
                                     time.monotonic() - started)
+            if code == EXIT_UNAVAILABLE and not self.watch.write_lock_free():
+                self._postpone_while_locked()  # sync_once says 75 for a locked file too
+                return None
+            self._lock_was_free()
+            with self._tried_lock:
+                new = seen - self._tried
+                if code != EXIT_UNAVAILABLE:  # a run the API cut short is tried again after its pause
+                    self._tried = seen
+            # Updates that need a complete walk to read their customer (no getcustomer): one that is
+            # new work brings the full sync forward. One a push tried before does not, so an update
+            # left waiting (its customer gone, say) costs no walk per look.
+            deferred = set(report.push.deferred) if report.push is not None else set()
+            walk_wanted = push_only and bool(deferred & {item.remote_id for item in new})
             if not self.stop.is_set():
                 self._after_run(code, push_only)
         if walk_wanted and not self.stop.is_set():
@@ -212,63 +275,92 @@ class Daemon:
         if job is not None:
             job.modify(next_run_time=datetime.now(timezone.utc))
 
+    def _postpone_while_locked(self) -> None:
+        """Another program holds the write lock: the next run waits, twice as long each time."""
+        if not self._locked_runs:
+            self._locked_since = time.monotonic()
+        self._locked_runs += 1
+        delay = _doubling(self.LOCKED_RETRY_FIRST, self._locked_runs, self.LOCKED_RETRY_MAX)
+        due = datetime.now(timezone.utc) + timedelta(seconds=delay)
+        job = self.scheduler.get_job("sync")
+        if job is not None:
+            job.modify(next_run_time=due)
+        log.warning("sync_postponed", retry_in=delay, attempt=self._locked_runs,
+                    reason=f"{self.database} is locked by another program: a write transaction left open, such as "
+                           "a GUI editor with unsaved changes (DB Browser: Write Changes) or a script")
+        self._report(f"database locked by another program; retrying in {delay:g}s", due.isoformat())
+
+    def _lock_was_free(self) -> None:
+        if self._locked_runs:
+            log.info("database_unlocked", runs_postponed=self._locked_runs,
+                     seconds=round(time.monotonic() - self._locked_since, 1))
+            self._locked_runs = 0
+
     def _after_run(self, code: int, push_only: bool) -> None:
-        with Store.open(self.database) as store:
-            self.metrics.record_rows(store)
+        try:
+            with Store.open(self.database, busy_timeout=self.watch.timeout) as store:
+                self.metrics.record_rows(store)
+        except StoreBusy:
+            pass  # the row gauges wait for the next run
         job = self.scheduler.get_job("sync")
         if code == EXIT_UNAVAILABLE and not push_only:
             # Back off while the API is down: 15 s, 30 s, ... up to the normal interval.
             self._failures += 1
-            delay = min(self._interval(), 15 * 2 ** (self._failures - 1))
+            delay = _doubling(self.API_RETRY_FIRST, self._failures, self._interval())
             if job is not None:
                 job.modify(next_run_time=datetime.now(timezone.utc) + timedelta(seconds=delay))
-            status = f"API unavailable; retrying in {delay:.0f}s"
-            notify(f"STATUS={status}")
-            write_daemon_state(self.database, {"pid": os.getpid(), "status": status,
-                                               "next_sync": (datetime.now(timezone.utc)
-                                                             + timedelta(seconds=delay)).isoformat()})
+            self._report(f"API unavailable; retrying in {delay:.0f}s",
+                         (datetime.now(timezone.utc) + timedelta(seconds=delay)).isoformat())
             return
         if not push_only:
             self._failures = 0
         next_run = job.next_run_time.isoformat() if job is not None and job.next_run_time else "-"
-        status = f"last {'push' if push_only else 'sync'} {utc_now_text()} exit {code}; next sync {next_run}"
-        notify(f"STATUS={status}")
-        write_daemon_state(self.database, {"pid": os.getpid(), "status": status, "next_sync": next_run})
+        self._report(f"last {'push' if push_only else 'sync'} {utc_now_text()} exit {code}; next sync {next_run}",
+                     next_run)
 
-    def _watch(self) -> sqlite3.Connection:
-        if self._watch_connection is None:
-            self._watch_connection = sqlite3.connect(self.database, check_same_thread=False)
-        return self._watch_connection
+    def _report(self, status: str, next_sync: str) -> None:
+        """The state file first, then STATUS: whoever sees the STATUS finds the file saying the same."""
+        write_daemon_state(self.database, {"pid": os.getpid(), "status": status, "next_sync": next_sync})
+        notify(f"STATUS={status}")
 
     def _watch_job(self) -> None:
         """Push soon after someone commits an edit, without waiting for the next full sync.
 
-        The version is taken before the push: an edit committed while the push runs (which the
-        push may not have seen) changes it again, so the next look catches it. Our own commits
-        change it too; that costs one count query on the next look, no more.
+        The version is read before the work: an edit committed while a push runs (which the push
+        may not have seen) changes it again, so the next look catches it. The daemon's own
+        commits change it too; they cost one read of the pending rows, and nothing a push has
+        already tried is pushed again.
         """
-        connection = self._watch()
-        version = connection.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._data_version and not self._push_wanted:
-            return
-        self._data_version = version
+        if self.stop.is_set() or self._locked_runs or self._job_running.locked():
+            return  # a full sync runs now (it pushes too), or will once the write lock is free
         if time.monotonic() < self._push_not_before:
-            self._push_wanted = True  # the API was unavailable a moment ago; try after the pause
             return
-        pending = connection.execute(_PUSHABLE, (json.dumps(sorted(self._waiting_for_walk)),)).fetchone()[0]
-        deleted = connection.execute(
-            "SELECT count(*) FROM customer_base b WHERE NOT EXISTS "
-            "(SELECT 1 FROM customers c WHERE c.pkcustomerid = b.pkcustomerid)"
-        ).fetchone()[0]
+        try:
+            version = self.watch.data_version()
+            if version == self._data_version and not self._push_wanted:
+                return
+            self._data_version = version
+            work = self.watch.pending_work()
+        except StoreBusy:
+            # Even reads wait (a client in exclusive locking mode): the sync job checks the lock
+            # and backs off; pushes resume after it.
+            self._push_wanted = True
+            self._sync_now()
+            return
         self._push_wanted = False
-        if not (pending or deleted):
+        with self._tried_lock:
+            self._tried &= work  # forget what left the work: if it comes back, it is new
+            new = work - self._tried
+        if not new:
             return
-        log.info("local_edits_seen", pending=pending, deleted=deleted)
+        log.info("local_edits_seen", pending=sum(i.kind == "row" for i in new),
+                 deleted=sum(i.kind == "deleted" for i in new))
         code = self._sync_job(push_only=True)
         if code is None and not self.stop.is_set():
-            self._push_wanted = True  # another sync held the lock: ask again next look
+            self._push_wanted = True  # not started (another sync, or a locked file): ask again
         elif code == EXIT_UNAVAILABLE:
-            self._push_not_before = time.monotonic() + 15
+            self._push_not_before = time.monotonic() + self.PUSH_PAUSE
+            self._push_wanted = True
 
     def _start_webhooks(self) -> None:
         listen, token = self.settings[("webhooks", "listen")], self.settings[("webhooks", "token")]

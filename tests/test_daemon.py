@@ -1,4 +1,5 @@
-"""`spmirror run` as a real subprocess: sd_notify, the fast push path, outages, locks, signals, metrics.
+"""`spmirror run` as a real subprocess: sd_notify, the fast push path, outages, locks, signals, metrics,
+no runs without new work, a database another program holds locked, and what SIGHUP may change.
 
 Each test starts the daemon with `python -m mirror run` against a simulator served from the test
 process, receives its sd_notify datagrams on an AF_UNIX socket bound in tmp_path, reads its JSON
@@ -17,16 +18,23 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 import httpx
 import pytest
+import structlog
 
 from conftest import API_KEY
 from polling import free_port, wait_until
-from sqlite_edit import scalar
+from sqlite_edit import query, scalar
+from mirror import notify as notify_module
+from mirror.config import SETTINGS, Settings, load_settings
+from mirror.daemon import Daemon
 from mirror.lock import LockBusy, run_lock, sync_lock
+from mirror.notify import notify
+from mirror.reload import LIVE, plan_reload, setting_name
 from mirror.simulator.server import SimulatorServer
 
 CUSTOMERS = 120
@@ -261,6 +269,33 @@ def edit_row(db: Path, sql: str, params: tuple = ()) -> None:
             assert con.execute(sql, params).rowcount == 1
     finally:
         con.close()
+
+
+def wait_pings(harness: Harness, count: int, start: int) -> int:
+    """The index after the `count`-th WATCHDOG=1 from `start` on: a window measured by the daemon's own heartbeat."""
+    for _ in range(count):
+        start = harness.notes.wait_for(lambda line: line == "WATCHDOG=1", timeout=5, start=start,
+                                       message="WATCHDOG=1") + 1
+    return start
+
+
+_HOLDER = r"""
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("BEGIN IMMEDIATE")
+con.execute("UPDATE customers SET customerphone2 = '0400 000 321' WHERE id = 1")
+print("holding", flush=True)
+sys.stdin.readline()  # until the test says to commit
+con.execute("COMMIT")
+"""
+
+
+def hold_write_lock(db: Path) -> subprocess.Popen:
+    """Another program (a GUI editor with unsaved changes) holding the file's write lock, with an edit in it."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
 
 
 def metric_samples(text: str) -> dict[str, float]:
@@ -549,7 +584,7 @@ def test_api_key_never_appears_in_daemon_output(make_harness):
     assert key not in out and key not in err
 
 
-# -- 6. identity ----------------------------------------------------------------------------
+# -- 9. identity ----------------------------------------------------------------------------
 
 
 def test_without_getcustomer_an_edit_of_a_shared_email_customer_arrives_within_seconds(harness):
@@ -570,6 +605,9 @@ def test_without_getcustomer_an_edit_of_a_shared_email_customer_arrives_within_s
     updates = [e for e in sim.account.write_log() if e["action"] == "updatecustomer"]
     assert [e["body"]["data"]["pkcustomerid"] for e in updates] == [second]
     assert daemon.events("update_deferred") and sim.account.get(first)["phone1"] != "0400 707 707"
+    # Not retried meanwhile: one lookup by the push-only run, one by the full sync's first pass; the
+    # pass after the walk sends it merged against what the walk read, with no lookup.
+    assert sim.account.call_counts().get("getcustomerByemail", 0) <= 2
     assert len([e for e in daemon.events("sync_finished") if not e.get("dry_run")]) <= 4
 
 
@@ -589,8 +627,9 @@ def test_a_daemon_pointed_at_another_account_exits_2_before_any_write(make_harne
 
 def test_an_update_waiting_for_a_walk_is_not_retried_in_a_loop(harness):
     """No getcustomer, and the edited customer was deleted in Solar Proof: the update waits for complete walks
-    (the lookup proves nothing). The watch job does not turn the daemon's own commits into a loop of push-only
-    runs re-trying it: over the next four watchdog pings (about 2 s of 0.2 s watch looks) at most one more run."""
+    (the lookup proves nothing) and is never sent. The watch job does not turn the daemon's own commits into a
+    loop of push-only runs re-trying it: over the next four watchdog pings (about 2 s of 0.2 s watch looks) no
+    lookup, no updatecustomer, no other API call and no sync_runs row."""
     sim = harness.sim
     sim.quirks.update(getcustomer=False)
     daemon = harness.start(env=harness.env | {"SPMIRROR_SYNC_INTERVAL": "1h"})
@@ -600,13 +639,288 @@ def test_an_update_waiting_for_a_walk_is_not_retried_in_a_loop(harness):
     edit_row(harness.db, "UPDATE customers SET customerphone1 = '0400 808 808' WHERE pkcustomerid = ?", (gone,))
     wait_until(lambda: len(daemon.events("sync_finished")) >= 3, timeout=10,
                message="the push-only run and the full sync it brought forward")
+    mark = len(harness.notes.lines())
     edit_row(harness.db, "UPDATE customers SET customerphone2 = '0400 909 909' WHERE pkcustomerid = ?", (other,))
     wait_until(lambda: sim.account.get(other)["phone2"] == "0400 909 909", timeout=5, message="the other edit")
-    runs = len(daemon.events("sync_finished"))
-    start = len(harness.notes.lines())
-    for _ in range(4):
-        start = harness.notes.wait_for(lambda line: line == "WATCHDOG=1", timeout=5, start=start,
-                                       message="WATCHDOG=1") + 1
-    assert len(daemon.events("sync_finished")) <= runs + 1
+    start = harness.notes.wait_for(lambda line: line.startswith("STATUS=last push "), timeout=5, start=mark,
+                                   message="the STATUS of the push that sent the other edit") + 1
+    calls, runs = sim.account.call_counts(), run_results(harness.db)
+    wait_pings(harness, 4, start)
+    assert sim.account.call_counts() == calls  # the lookups and updates of a retry would show here
+    assert run_results(harness.db) == runs
+    assert updates_of(sim, gone) == []
     row = scalar(harness.db, "SELECT sync_state FROM customers WHERE pkcustomerid = ?", (gone,))
     assert row == "pending"  # kept, waiting for the second walk that confirms the delete
+
+
+
+def test_updates_waiting_for_a_walk_bring_no_loop_of_full_syncs(harness):
+    """No getcustomer: one edited customer shares its email (the walk reads it and the update is sent after it),
+    another was deleted in Solar Proof (the walk lacks it, so its update keeps waiting). After the one full sync
+    they brought forward, six watchdog pings pass with no walk, no lookup, no API call and no sync_runs row."""
+    sim = harness.sim
+    sim.quirks.update(getcustomer=False)
+    first = sim.account.ids()[2]
+    sharer = sim.account.create_customer(first_name="Second", last_name="Sharer", email=sim.account.get(first)["email"])
+    gone = sim.account.ids()[5]
+    daemon = harness.start(env=harness.env | {"SPMIRROR_SYNC_INTERVAL": "1h"})
+    synced = harness.wait_first_sync(daemon)
+    sim.account.delete_customer(gone)
+    con = sqlite3.connect(harness.db, timeout=30)
+    try:
+        with con:  # one commit: one push-only run defers both, and brings one full sync forward
+            con.execute("UPDATE customers SET customerphone1 = '0400 606 606' WHERE pkcustomerid = ?", (sharer,))
+            con.execute("UPDATE customers SET customerphone1 = '0400 808 808' WHERE pkcustomerid = ?", (gone,))
+    finally:
+        con.close()
+    start = harness.wait_first_sync(daemon, start=synced + 1) + 1  # the full sync brought forward
+    assert sim.account.get(sharer)["phone1"] == "0400 606 606"
+    calls, runs = sim.account.call_counts(), run_results(harness.db)
+    wait_pings(harness, 6, start)
+    assert sim.account.call_counts() == calls
+    assert run_results(harness.db) == runs
+    assert updates_of(sim, gone) == []
+
+
+# -- 10. no new work, no run ------------------------------------------------------------------
+
+
+def test_a_create_awaiting_confirmation_costs_no_api_call_and_no_run(harness):
+    """A create whose answer was lost waits for complete walks, which only a full sync makes: over the next six
+    watchdog pings (about 3 s of 0.2 s watch looks) the daemon makes no API call and adds no sync_runs row; the
+    create was sent once and its row stays pending."""
+    sim = harness.sim
+    daemon = harness.start(env=harness.env | {"SPMIRROR_SYNC_INTERVAL": "1h"})
+    synced = harness.wait_first_sync(daemon)
+    sim.faults.script("lost_create")
+    con = sqlite3.connect(harness.db, timeout=30)
+    try:
+        with con:
+            con.execute("INSERT INTO customers (customerfirstname, customersurname, customeremail, customerphone1, "
+                        "fkcustomertypeid) VALUES ('Lost', 'Answer', 'lost.answer@example.com.au', '0412 555 101', 1)")
+    finally:
+        con.close()
+    start = harness.notes.wait_for(lambda line: line.startswith("STATUS=last push "), timeout=10, start=synced + 1,
+                                   message="the STATUS of the push that sent the create") + 1
+    assert daemon.events("create_outcome_unknown")
+    calls, runs = sim.account.call_counts(), run_results(harness.db)
+
+    wait_pings(harness, 6, start)
+    assert sim.account.call_counts() == calls
+    assert run_results(harness.db) == runs
+    assert [w["action"] for w in sim.account.write_log()] == ["createcustomer"]
+    assert scalar(harness.db, "SELECT sync_state FROM customers WHERE customeremail = 'lost.answer@example.com.au' "
+                              "AND pkcustomerid IS NULL") == "pending"
+    assert daemon.running()
+
+
+def test_a_refused_local_delete_is_not_retried_in_a_loop(harness):
+    """With push_deletes on, 30 rows of 120 deleted in SQL are refused by the mass-delete guard (one run, exit 4):
+    over the next six watchdog pings the daemon makes no API call and adds no sync_runs row, and deletes nothing."""
+    sim = harness.sim
+    daemon = harness.start(env=harness.env | {"SPMIRROR_SYNC_INTERVAL": "1h", "SPMIRROR_SYNC_PUSH_DELETES": "true"})
+    synced = harness.wait_first_sync(daemon)
+    con = sqlite3.connect(harness.db, timeout=30)
+    try:
+        with con:
+            assert con.execute("DELETE FROM customers WHERE id <= 30").rowcount == 30
+    finally:
+        con.close()
+    start = harness.notes.wait_for(lambda line: line.startswith("STATUS=last push ") and " exit 4;" in line,
+                                   timeout=10, start=synced + 1, message="the STATUS of the refused push") + 1
+    calls, runs = sim.account.call_counts(), run_results(harness.db)
+    assert runs == ["ok", "refused"]
+
+    wait_pings(harness, 6, start)
+    assert sim.account.call_counts() == calls
+    assert run_results(harness.db) == runs
+    assert sim.account.write_log() == [] and len(sim.account.ids()) == CUSTOMERS
+
+
+# -- 11. a database another program holds locked --------------------------------------------------
+
+
+def test_a_database_locked_by_another_program_postpones_runs_until_it_is_released(harness):
+    """While another process holds BEGIN IMMEDIATE on the file, the daemon postpones its runs 0.5 s, 1 s, 2 s, ...
+    (a sync_postponed warning each, no job_failed, no traceback, no API call); once the holder commits, the daemon
+    pushes the holder's edit and syncs again by itself."""
+    sim = harness.sim
+    env = harness.env | {"SPMIRROR_SYNC_INTERVAL": "2s", "SPMIRROR_DATABASE_BUSY_TIMEOUT": "1s"}
+    daemon = harness.start(env=env)
+    harness.wait_first_sync(daemon)
+    holder = hold_write_lock(harness.db)
+    try:
+        wait_until(lambda: daemon.events("sync_postponed"), timeout=10, message="a sync_postponed warning")
+        calls, finished = sim.account.call_counts(), len(daemon.events("sync_finished"))
+        wait_pings(harness, 7, len(harness.notes.lines()))  # about 3.5 s
+        postponed = daemon.events("sync_postponed")
+        assert sim.account.call_counts() == calls
+        assert len(daemon.events("sync_finished")) == finished  # each run checks the lock first: none began
+    finally:
+        holder.communicate("commit\n", timeout=10)
+    released = len(harness.notes.lines())
+    # Backing off: each wait twice the one before, and really waited (not a retry every watch look).
+    assert 3 <= len(postponed) <= 4, postponed
+    assert [p["retry_in"] for p in postponed] == [0.5, 1.0, 2.0, 4.0][:len(postponed)]
+    stamps = [datetime.fromisoformat(p["timestamp"]) for p in postponed]
+    for before, after, waited in zip(stamps, stamps[1:], postponed):
+        assert (after - before).total_seconds() >= waited["retry_in"] - 0.05
+    assert str(harness.db) in postponed[0]["reason"]
+    assert any("database locked by another program" in line for line in harness.notes.lines()[:released])
+
+    target = scalar(harness.db, "SELECT pkcustomerid FROM customers WHERE id = 1")
+    wait_until(lambda: sim.account.get(target)["phone2"] == "0400 000 321", timeout=15,
+               message="the holder's edit to be pushed after the release")
+    harness.wait_first_sync(daemon, start=released)
+    assert daemon.events("database_unlocked")[0]["runs_postponed"] == len(daemon.events("sync_postponed"))
+    assert not daemon.events("job_failed")
+    assert "Traceback" not in daemon.stderr() and "OperationalError" not in daemon.stdout()
+    assert daemon.running()
+
+
+# -- 12. systemd's socket ---------------------------------------------------------------------
+
+
+def test_a_stale_notify_socket_is_logged_once_and_the_daemon_runs_on(harness):
+    """With NOTIFY_SOCKET naming a socket that is gone, the daemon syncs, pushes an edit and stops with exit 0,
+    logging one notify_failed warning for all its READY, STATUS, WATCHDOG and STOPPING messages."""
+    gone = harness.tmp / "gone.sock"
+    daemon = harness.start(env=harness.env | {"NOTIFY_SOCKET": str(gone)})
+    wait_until(lambda: run_results(harness.db) == ["ok"] or not daemon.running(), timeout=20,
+               message="the first sync")
+    assert daemon.running(), daemon.describe()
+    target = harness.sim.account.ids()[8]
+    edit_row(harness.db, "UPDATE customers SET customerphone2 = '0412 000 777' WHERE pkcustomerid = ?", (target,))
+    wait_until(lambda: harness.sim.account.get(target)["phone2"] == "0412 000 777", timeout=5,
+               message="the edit to reach the simulator")
+    wait_until(lambda: len(daemon.events("sync_finished")) >= 2, timeout=5, message="the push's sync_finished")
+
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(timeout=10) == 0, daemon.describe()
+    failed = daemon.events("notify_failed")
+    assert len(failed) == 1 and failed[0]["socket"] == str(gone) and "FileNotFoundError" in failed[0]["error"]
+    assert daemon.events("daemon_stopped") and "Traceback" not in daemon.stderr()
+
+
+def test_notify_never_raises_and_logs_only_its_first_failure(monkeypatch):
+    """notify() to a missing socket, to a socket file nobody listens on and to an absent abstract socket returns
+    False without raising; the first failure is logged, the others are not."""
+    monkeypatch.setattr(notify_module, "_failure_logged", threading.Event())
+    home = tempfile.mkdtemp(prefix="spn-")  # sun_path holds 108 bytes
+    stale = Path(home) / "stale.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(stale))  # the file stays after close, with nobody behind it
+    try:
+        with structlog.testing.capture_logs() as logs:
+            for address in (str(Path(home) / "missing.sock"), str(stale), f"@spmirror-absent-{os.getpid()}"):
+                monkeypatch.setenv("NOTIFY_SOCKET", address)
+                assert notify("READY=1") is False
+    finally:
+        stale.unlink()
+        os.rmdir(home)
+    assert [(e["event"], e["socket"]) for e in logs] == [("notify_failed", str(Path(home) / "missing.sock"))]
+
+
+# -- 13. SIGHUP: what may change live ---------------------------------------------------------
+
+
+def test_sighup_applies_live_settings_and_refuses_the_rest_by_name(harness):
+    """A reload whose file changes the database path, the API key, the webhook token and metrics_listen refuses
+    those four by name (never their values) and keeps them: webhook writes and later syncs go to the old file with
+    the old key, the new path is never created, nothing listens for metrics. The conflict policy it changes
+    reaches the webhook receiver, and a changed interval takes effect."""
+    sim, port, token = harness.sim, free_port(), "wh-old-" + "a" * 24
+    new_key, new_token = "sk-ROTATED-" + "9" * 30, "wh-new-" + "b" * 24
+    moved = harness.tmp / "moved" / "mirror.db"
+    config = harness.tmp / "spmirror-test.toml"
+
+    def write_config(key: str, path: Path, hook_token: str, policy: str, interval: str, metrics: str = "") -> None:
+        config.write_text(f'[api]\nkey = "{key}"\n[database]\npath = "{path}"\n'
+                          f'[sync]\ninterval = "{interval}"\nconflict_policy = "{policy}"\n'
+                          f'[daemon]\nwatch_interval = "1h"\nmetrics_listen = "{metrics}"\n'
+                          f'[webhooks]\nlisten = "127.0.0.1:{port}"\ntoken = "{hook_token}"\n')
+
+    write_config(sim.api_key, harness.db, token, "manual", "1h")
+    env = {k: v for k, v in harness.env.items()
+           if k not in ("SPMIRROR_API_KEY", "SPMIRROR_DB", "SPMIRROR_SYNC_INTERVAL", "SPMIRROR_DAEMON_WATCH_INTERVAL")}
+    daemon = harness.start("--config", str(config), env=env)
+    harness.wait_first_sync(daemon)
+    wait_until(lambda: daemon.events("webhooks_listening"), timeout=5, message="webhooks_listening")
+    refused = ["[api] key", "[database] path", "[daemon] metrics_listen", "[webhooks] token"]
+
+    write_config(new_key, moved, new_token, "remote_wins", "1h", metrics=f"127.0.0.1:{free_port()}")
+    daemon.signal(signal.SIGHUP)
+    wait_until(lambda: daemon.events("config_reloaded"), timeout=5, message="config_reloaded")
+    assert daemon.events("config_reloaded")[0]["changed"] == ["[sync] conflict_policy"]
+    warning = daemon.events("config_reload_refused")[0]
+    assert warning["settings"] == refused and "restart" in warning["reason"] and warning["level"] == "warning"
+
+    # The same field changed on both sides: the receiver settles it by the reloaded policy, in the old file.
+    target = sim.account.ids()[10]
+    edit_row(harness.db, "UPDATE customers SET customerphone1 = '0400 111 000' WHERE pkcustomerid = ?", (target,))
+    sim.account.edit_customer(target, phone1="0400 222 000")
+    hint = {"pkcustomerid": target, "customer_email": sim.account.get(target)["email"], "new_status": 1}
+    assert httpx.post(f"http://127.0.0.1:{port}/webhooks/{token}", json=hint, timeout=5).status_code == 200
+    wait_until(lambda: [e for e in daemon.events("webhook_applied") if e["remote_id"] == target]
+               or daemon.events("webhook_dropped"), timeout=5, message="the webhook's write")
+    assert not daemon.events("webhook_dropped")
+    row = query(harness.db, "SELECT customerphone1, sync_state FROM customers WHERE pkcustomerid = ?", (target,))[0]
+    assert row["customerphone1"] == "0400 222 000" and row["sync_state"] != "conflict"  # manual: a conflict
+    assert scalar(harness.db, "SELECT count(*) FROM customer_changes WHERE pkcustomerid = ? AND source = ?",
+                  (target, "local overridden (remote_wins)")) == 1
+
+    write_config(new_key, moved, new_token, "remote_wins", "1s", metrics=f"127.0.0.1:{free_port()}")
+    daemon.signal(signal.SIGHUP)
+    wait_until(lambda: len(daemon.events("config_reloaded")) == 2, timeout=5, message="the second config_reloaded")
+    assert daemon.events("config_reloaded")[1]["changed"] == ["[sync] interval"]
+    assert daemon.events("config_reload_refused")[1]["settings"] == refused
+    wait_until(lambda: run_results(harness.db).count("ok") >= 3, timeout=10, message="syncs into the old file")
+    assert not moved.parent.exists()
+    assert not daemon.events("metrics_listening")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(timeout=10) == 0, daemon.describe()
+    for secret in (new_key, new_token, token, sim.api_key):
+        assert secret not in daemon.stdout() + daemon.stderr()
+
+
+def test_signal_handlers_only_queue_the_request(tmp_path):
+    """The SIGHUP and SIGTERM handlers touch neither the scheduler, the settings nor the stop flag: they queue the
+    signal, and the daemon's signal thread then reloads and stops."""
+    settings = load_settings(env={"SPMIRROR_DB": str(tmp_path / "m.db"), "SPMIRROR_API_KEY": API_KEY,
+                                  "SPMIRROR_API_URL": "http://127.0.0.1:9/apidata.php"})
+    loads: list[int] = []
+
+    class Untouchable:
+        def __getattr__(self, name):
+            raise AssertionError(f"the signal handler used the scheduler ({name})")
+
+    daemon = Daemon(settings, lambda: loads.append(1) or settings, lambda _settings: None)
+    scheduler, daemon.scheduler = daemon.scheduler, Untouchable()
+    try:
+        daemon.signals.handle(signal.SIGHUP, None)  # what install() registers for each signal
+        daemon.signals.handle(signal.SIGTERM, None)
+        assert loads == [] and not daemon.stop.is_set() and daemon.settings is settings
+        daemon.scheduler = scheduler
+        daemon.signals.start()  # the thread acts on what was queued, in order
+        wait_until(lambda: loads == [1] and daemon.stop.is_set(), timeout=5, message="the reload and the stop")
+    finally:
+        daemon.signals.close()
+        daemon.client.close()
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: f"{s.section}.{s.key}")
+def test_a_reload_applies_a_live_setting_and_keeps_any_other_until_a_restart(setting):
+    """Each setting that changes is either applied (live) or refused by name with its running value kept."""
+    key = (setting.section, setting.key)
+    running = Settings({(s.section, s.key): s.default for s in SETTINGS})
+    changed = object()
+    reload = plan_reload(running, Settings({**running.values, key: changed}))
+    if key in LIVE:
+        assert (reload.applied, reload.refused) == ((setting_name(key),), ())
+        assert reload.settings[key] is changed
+    else:
+        assert (reload.applied, reload.refused) == ((), (setting_name(key),))
+        assert reload.settings[key] == setting.default
+    assert {k: v for k, v in reload.settings.values.items() if k != key} == \
+        {k: v for k, v in running.values.items() if k != key}
+    assert LIVE <= {(s.section, s.key) for s in SETTINGS}

@@ -8,6 +8,7 @@ import sys
 from mirror.config import Settings
 from mirror.exit_codes import EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.lock import LockBusy
+from mirror.store import StoreBusy, StoreError
 from mirror.sync.account import AccountMismatch
 
 
@@ -16,7 +17,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "run", parents=[common], help="run as a service: sync on a schedule, push local edits within seconds",
         description="Sync every [sync] interval (default 5m) and push local edits within seconds of "
         "their commit. For systemd (Type=notify: READY, STATUS and WATCHDOG messages) or a terminal. "
-        "SIGTERM or Ctrl-C stops it cleanly; SIGHUP reloads the configuration.",
+        "SIGTERM or Ctrl-C stops it cleanly. SIGHUP rereads the settings and applies what can change live "
+        "(intervals, policies, logging); a changed database path, API URL or key, webhook or metrics "
+        "setting is refused with a warning until a restart.",
     )
     parser.set_defaults(handler=run)
 
@@ -26,11 +29,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from mirror.daemon import Daemon
 
     try:
-        return Daemon(lambda: settings_for(args), apply_logging).run()
+        return Daemon(settings, lambda: settings_for(args), apply_logging).run()
     except LockBusy as exc:
         print(f"Error: another spmirror run already serves {settings.database_path}: {exc.holder}\n"
               f"Try: systemctl status spmirror, or stop the other process first", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except AccountMismatch as exc:
+    except StoreBusy as exc:  # at start only (creating or upgrading the file); later runs back off
+        print(f"Error: {exc}\nTry: save or close the program that holds it open for writing, then start "
+              f"spmirror run again (under systemd it restarts by itself)", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (AccountMismatch, StoreError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_USAGE
