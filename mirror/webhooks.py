@@ -33,7 +33,7 @@ from mirror.clock import utc_now_text
 from mirror.customer import Customer
 from mirror.errors import ApiError, NotIdentifiedError
 from mirror.fingerprint import content_hash, raw_hash
-from mirror.store import Store, to_json
+from mirror.store import Store, StoreBusy, to_json
 from mirror.store.base_guard import BaseSnapshot, apply_where_base_unchanged, read_bases
 from mirror.sync.planner import plan_remote_change
 from mirror.webhook_queue import PAYLOAD_ONLY, Hint, HintQueue
@@ -133,6 +133,8 @@ class WebhookReceiver:
                               or time.monotonic() >= first_ready + self.APPLY_AFTER):
                     try:
                         self._write(store, ready, before)
+                    except StoreBusy as exc:  # a GUI holds the file: the next walk brings these
+                        log.warning("webhook_dropped", customers=[h.remote_id for h, _c in ready], reason=str(exc))
                     except Exception as exc:  # the batch's other fetches still come in: keep counting
                         log.error("webhook_write_failed", customers=[h.remote_id for h, _c in ready], error=repr(exc))
                     ready = []

@@ -79,6 +79,7 @@ def test_the_layer_check_catches_a_violation():
     ("sqlmodel", {"mirror.models", "mirror.store"}),
     ("apscheduler", {"mirror.daemon"}),
     ("prometheus_client", {"mirror.metrics"}),
+    ("uvicorn", {"mirror.webhook_receiver"}),
 ])
 def test_each_third_party_library_has_one_home(library, homes):
     """Only the named modules import the library (the simulator, a separate program, aside)."""

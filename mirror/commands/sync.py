@@ -84,6 +84,7 @@ class SyncReport(PullReport):
     """A pull's report, with the push that went before it."""
 
     push: PushReport | None = None
+    result: str = ""  # how the run ended: ok, incomplete, busy, refused, failed, interrupted
 
     def counts(self) -> dict[str, int]:
         counts = super().counts()
@@ -187,7 +188,7 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                         if walked:
                             report.push.absorb(run_push(
                                 store, client, push_options(settings, allow_mass_delete, only=walked),
-                                run_id=run_id, now=utc_now_text))
+                                run_id=run_id, now=utc_now_text), walked)
                 result, code = "ok", EXIT_OK
             except AccountMismatch as exc:
                 result, error, code = "refused", str(exc), EXIT_USAGE
@@ -216,6 +217,7 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
         if own_client:
             client.close()
         structlog.contextvars.unbind_contextvars("run_id")
+    report.result = result
     event = log.info if code == EXIT_OK else log.error
     event("sync_finished", run_id=run_id, result=result, exit_code=code, dry_run=dry_run,
           seconds=round(time.perf_counter() - started, 3), error=error,

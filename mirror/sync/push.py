@@ -84,11 +84,12 @@ class PushReport:
     deferred: list[int] = field(default_factory=list)  # updates waiting for a complete walk to read them
     planned: list[str] = field(default_factory=list)  # dry run: what would be done
 
-    def absorb(self, later: PushReport) -> None:
-        """Add a later pass's counts (the updates that waited for the walk) to this report."""
+    def absorb(self, later: PushReport, retried: frozenset[int]) -> None:
+        """Add a later pass over the `retried` deferred updates (those the walk listed) to this
+        report: what still waits is what the walk did not list, plus what the pass deferred."""
         for name in ("updated", "created", "adopted", "deleted", "restored", "errors", "conflicts", "unknown"):
             setattr(self, name, getattr(self, name) + getattr(later, name))
-        self.deferred = list(later.deferred)
+        self.deferred = sorted((set(self.deferred) - retried) | set(later.deferred))
         self.planned += later.planned
 
 
