@@ -12,6 +12,8 @@
         │   │   └── IncompleteWalkError  a customer listing that did not reach its last page
         │   └── OutcomeUnknownError a write that may or may not have been applied (lost response)
         └── PermanentApiError       the API refused this request; retrying will not help
+            ├── EndpointError       the URL answers, but not as the API (an HTML page, HTTP 404): [api] url
+            ├── HostNotFoundError   the API's host name does not resolve: a typo, not an outage
             ├── AuthError           INVALID_API_KEY, API_KEY_INVALID, UNAUTHORISED
             ├── NotFoundError       CUSTOMER_NOT_FOUND, NOT_FOUND, ...
             ├── PermissionDeniedError  PERMISSION_DENIED
@@ -107,6 +109,15 @@ class OutcomeUnknownError(TransientApiError):
 
 class PermanentApiError(ApiError):
     """The API refused the request itself; sending it again unchanged will fail again."""
+
+
+class EndpointError(PermanentApiError):
+    """The configured URL answered, but not as the Solar Proof API does: an HTML page or an HTTP
+    404 where JSON was expected. A wrong [api] url; retrying will not help."""
+
+
+class HostNotFoundError(PermanentApiError):
+    """The host name of the configured URL does not resolve: a typo in [api] url, not an outage."""
 
 
 class AuthError(PermanentApiError):

@@ -14,7 +14,9 @@ import structlog
 from mirror.api import SolarProofClient
 from mirror.clock import utc_now_text
 from mirror.config import Settings
-from mirror.errors import ApiUnavailableError, AuthError, Interrupted, MirrorError, PermanentApiError
+from mirror.errors import (ApiUnavailableError, AuthError, EndpointError, HostNotFoundError, Interrupted,
+                           MirrorError, PermanentApiError)
+from mirror.redaction import redact_url
 from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.lock import LockBusy, sync_lock
 from mirror.progress import WalkProgress
@@ -197,7 +199,10 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
             except Interrupted as exc:
                 result, error, code = "interrupted", str(exc), EXIT_OK
             except AuthError as exc:
-                result, error, code = "failed", f"{exc} (check [api] key / SPMIRROR_API_KEY)", EXIT_USAGE
+                result, code = "failed", EXIT_USAGE
+                error = f"the API refused the key: {exc} (check [api] key / SPMIRROR_API_KEY)"
+            except (EndpointError, HostNotFoundError) as exc:
+                result, error, code = "failed", str(exc), EXIT_USAGE
             except ApiUnavailableError as exc:
                 result, error, code = "incomplete", str(exc), EXIT_UNAVAILABLE
             except PermanentApiError as exc:
@@ -226,10 +231,15 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
     if error and result != "interrupted":
         print(f"Error: {error}", file=sys.stderr)
         hint = {EXIT_REFUSED: "spmirror sync --allow-mass-delete, if the deletes are real",
-                EXIT_UNAVAILABLE: "spmirror sync again later; nothing was deleted",
-                EXIT_USAGE: "set the API key: SPMIRROR_API_KEY, [api] key_file, or LoadCredential=api_key"}.get(code)
+                EXIT_UNAVAILABLE: "spmirror sync again later; nothing was deleted"}.get(code)
         if result == "refused" and code == EXIT_USAGE:
             hint = None  # the account message says what to do
+        elif code == EXIT_USAGE and error.startswith("the API refused the key"):
+            hint = ("check [api] key (SPMIRROR_API_KEY, [api] key_file or LoadCredential=api_key): a new key for "
+                    "this account needs spmirror rekey; a key of another account needs its own database file")
+        elif code == EXIT_USAGE:
+            hint = (f"check [api] url (now {redact_url(settings[('api', 'url')])}); the Solar Proof API is "
+                    "https://solarproof.com.au/apidata.php")
         if result == "busy":
             hint = "save or close what holds the database open for writing, then spmirror sync again"
         if hint:
