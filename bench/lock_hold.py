@@ -9,7 +9,7 @@ write: BEGIN IMMEDIATE, ROLLBACK, a 5 ms pause, again. It reports:
                       `sync_finished` line: from BEGIN IMMEDIATE to COMMIT)
   probe_wait_*_ms     how long the probe's BEGIN IMMEDIATE waited (its busy timeout is 60 s,
                       so it never fails): median, p95 and max of its tries during the import
-Prints one JSON object: per sample, and the median and spread over the samples.
+Prints one JSON object: each figure's median and spread over the samples (bench/stats.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from simulator_process import running_simulator  # noqa: E402
+from stats import percentile, sample_count, summarise_samples  # noqa: E402
 
 _PROBE = r"""
 import sqlite3, sys, time, json, os
@@ -52,13 +52,6 @@ print(json.dumps(waits))
 """
 
 
-def nearest_rank(values: list[float], share: float) -> float:
-    """The nearest-rank percentile: the smallest value with at least `share` of the values at or below it."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * share // 1))  # ceil
-    return ordered[int(rank) - 1]
-
-
 def one_sample(url: str, key: str, directory: Path) -> dict:
     db, stop = directory / "mirror.db", directory / "stop"
     probe = subprocess.Popen([sys.executable, "-c", _PROBE, str(db), str(stop)], stdout=subprocess.PIPE, text=True)
@@ -72,14 +65,14 @@ def one_sample(url: str, key: str, directory: Path) -> dict:
     stop.touch()
     waits = json.loads(probe.communicate(timeout=120)[0])
     finished = [json.loads(line) for line in sync.stdout.splitlines() if '"sync_finished"' in line][-1]
-    waits_ms = [w * 1000 for w in waits] or [0.0]
+    waits_ms = [w * 1000 for w in waits] or [0.0]  # no try at all: the import never let it in
     return {
         "seconds": round(seconds, 2),
         "customers": finished["created"],
         "mirror_longest_ms": finished["longest_write_lock_ms"],
         "probe_tries": len(waits),
-        "probe_wait_median_ms": round(statistics.median(waits_ms), 2),
-        "probe_wait_p95_ms": round(nearest_rank(waits_ms, 0.95), 2),
+        "probe_wait_median_ms": round(percentile(waits_ms, 50), 2),
+        "probe_wait_p95_ms": round(percentile(waits_ms, 95), 2),
         "probe_wait_max_ms": round(max(waits_ms), 2),
     }
 
@@ -87,20 +80,18 @@ def one_sample(url: str, key: str, directory: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--samples", type=sample_count, default=3)
     args = parser.parse_args()
     samples = []
     with running_simulator(args.customers) as (url, key):
         for _ in range(args.samples):
             with tempfile.TemporaryDirectory() as directory:
                 samples.append(one_sample(url, key, Path(directory)))
-    summary = {}
-    for name in ("seconds", "mirror_longest_ms", "probe_wait_p95_ms", "probe_wait_max_ms"):
-        values = [s[name] for s in samples]
-        summary[name] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    folded = summarise_samples(samples, {"seconds": 2, "mirror_longest_ms": 1, "probe_wait_median_ms": 2,
+                                         "probe_wait_p95_ms": 2, "probe_wait_max_ms": 2, "probe_tries": 0})
     print(json.dumps({"benchmark": "lock_hold", "customers": args.customers, "machine": {
         "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "samples": samples, "summary": summary}, indent=2))
+        "summary": folded}, indent=2))
 
 
 if __name__ == "__main__":
