@@ -5,38 +5,72 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
+import sys
 from pathlib import Path
 
+from mirror.arguments import non_negative_int
 from mirror.config import Settings
-from mirror.exit_codes import EXIT_OK, EXIT_USAGE
+from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.redaction import redact_url
-from mirror.store import Store
-from mirror.store.runs import status_summary
+from mirror.store import Store, StoreBusy, StoreError
+from mirror.store.runs import OlderSchema, open_for_reading, status_summary
+
+DEFAULT_LIMIT = 10
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "status", parents=[common], help="show counts, rows by sync_state and the last sync",
-        description="Read the mirror database and show its counts, rows by sync_state, and the last "
-        "sync's time and result. Safe while the daemon runs; makes no API call.",
+        description="Read the mirror database and show its counts, rows by sync_state, the last "
+        "sync's time, result and counts, and the rows not synced (conflicts and errors first) with "
+        "their messages. Safe while the daemon runs; makes no API call.",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--all", action="store_true", help="list every row not synced")
+    shown.add_argument("--limit", type=non_negative_int, default=DEFAULT_LIMIT, metavar="N",
+                       help=f"list at most N rows not synced (default {DEFAULT_LIMIT})")
     parser.set_defaults(handler=run, needs_api_key=False)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the summary (text or JSON) on stdout; every error goes to stderr."""
     path = settings.database_path
     if not path.exists():
-        print(f"Error: no mirror at {path}\nTry: spmirror sync (or set SPMIRROR_DB / [database] path)")
-        return EXIT_USAGE
-    with Store.open(path) as store:
-        summary = status_summary(store)
+        return _fail(f"no mirror at {path}", "spmirror sync (or set SPMIRROR_DB / [database] path)", EXIT_USAGE)
+    try:
+        summary = read_summary(path, None if args.all else args.limit)
+    except StoreBusy as exc:  # only an older file's upgrade writes, and waits for the write lock
+        return _fail(str(exc), "spmirror status again once the other program is done", EXIT_UNAVAILABLE)
+    except StoreError as exc:
+        return _fail(str(exc), "check SPMIRROR_DB / [database] path: it names the mirror file spmirror sync "
+                     "writes", EXIT_USAGE)
+    except sqlite3.OperationalError as exc:
+        # A reader of a WAL file waits for no writer; this is a file being recovered or not in WAL.
+        return _fail(f"{path} cannot be read right now ({exc})", "spmirror status again in a moment",
+                     EXIT_UNAVAILABLE)
+    except sqlite3.DatabaseError as exc:
+        return _fail(f"{path}: not a usable SQLite database ({exc})", "check SPMIRROR_DB / [database] path",
+                     EXIT_USAGE)
     summary["daemon"] = read_daemon_state(path)
     if args.json:
         print(json.dumps(summary, indent=2))
         return EXIT_OK
     print(render(summary))
     return EXIT_OK
+
+
+def read_summary(path: Path, limit: int | None) -> dict:
+    """The status summary, read-only. A file of an older schema is upgraded first, as any
+    command of this version would (the daemon's start does it too)."""
+    try:
+        with open_for_reading(path) as db:
+            return status_summary(db, path, limit)
+    except OlderSchema:
+        Store.open(path).close()  # the only write status ever makes: the schema upgrade
+    with open_for_reading(path) as db:
+        return status_summary(db, path, limit)
 
 
 def read_daemon_state(database: Path) -> dict | None:
@@ -51,19 +85,24 @@ def read_daemon_state(database: Path) -> dict | None:
     return state
 
 
+def _fail(message: str, hint: str, code: int) -> int:
+    print(f"Error: {message}\nTry: {hint}", file=sys.stderr)
+    return code
+
+
 def render(summary: dict) -> str:
     lines = [
         f"database        {summary['database']} (schema {summary['schema_version']})",
         "account         " + (f"{redact_url(account['api_url'])} (key {account['key_fingerprint']}, pinned "
                                f"{account['pinned_at']})" if (account := summary.get("account")) else
                                "not pinned yet (the first sync pins it)"),
-        f"customers       {summary['customers']}",
-        "by sync_state   " + (", ".join(f"{k} {v}" for k, v in summary["sync_state"].items()) or "-"),
-        f"notes/projects  {summary['notes']} / {summary['projects']}",
-        f"deleted         {summary['deleted_customers']} (candidates awaiting a second walk: "
-        f"{summary['delete_candidates']})",
-        f"history rows    {summary['changes']}",
-        f"rejected        {summary['rejected_records']}",
+        f"customers       {summary['customers']:,}",
+        "by sync_state   " + (", ".join(f"{k} {v:,}" for k, v in summary["sync_state"].items()) or "-"),
+        f"notes/projects  {summary['notes']:,} / {summary['projects']:,}",
+        f"deleted         {summary['deleted_customers']:,} (candidates awaiting a second walk: "
+        f"{summary['delete_candidates']:,})",
+        f"history rows    {summary['changes']:,}",
+        f"rejected        {summary['rejected_records']:,}",
     ]
     daemon = summary.get("daemon")
     lines.append(f"daemon          running, pid {daemon['pid']}: {daemon['status']}" if daemon else
@@ -72,17 +111,31 @@ def render(summary: dict) -> str:
     if last:
         lines.append(f"last sync       {last['started_at']} {last['result']}"
                      + (f": {last['error']}" if last.get("error") else ""))
-        lines.append(f"                created {last['created']}, updated {last['updated']}, "
-                     f"deleted {last['deleted']}, unchanged {last['unchanged']}, pages {last['pages']}")
+        lines.append("                pulled: " + _counts(last, "created", "updated", "deleted", "unchanged", "pages"))
+        lines.append("                " + _counts(last, "pushed", "push_errors", "conflicts"))
     else:
         lines.append("last sync       never")
-    if ok and ok is not last and ok["run_id"] != (last or {}).get("run_id"):
+    if ok and ok["run_id"] != (last or {}).get("run_id"):
         lines.append(f"last success    {ok['finished_at']}")
-    rows = summary["rows_needing_attention"]
-    if rows:
-        lines.append("rows not synced (first 50):")
-        for row in rows:
-            who = row["pkcustomerid"] if row["pkcustomerid"] is not None else f"new row {row['local_id']}"
-            detail = row["sync_error"] or ("waiting to be pushed" if row["sync_state"] == "pending" else "")
-            lines.append(f"  {row['sync_state']:<8} {who}  {row['customeremail'] or ''}  {detail}")
+    lines += _render_rows(summary["rows_needing_attention"], summary["rows_needing_attention_count"])
     return "\n".join(lines)
+
+
+def _counts(run: dict, *names: str) -> str:
+    # A run still going (or an interrupted one) may hold NULLs.
+    return ", ".join(f"{name.replace('_', ' ')} {run.get(name) or 0:,}" for name in names)
+
+
+def _render_rows(rows: list[dict], total: int) -> list[str]:
+    """Conflicts and errors first (they need a person), then edits waiting to be pushed."""
+    if not total:
+        return []
+    shown = f"first {len(rows):,} of {total:,}" if len(rows) < total else f"{total:,}"
+    lines = [f"rows not synced ({shown}):"]
+    for row in rows:
+        who = row["pkcustomerid"] if row["pkcustomerid"] is not None else f"new row {row['local_id']}"
+        detail = row["sync_error"] or ("waiting to be pushed" if row["sync_state"] == "pending" else "")
+        lines.append(f"  {row['sync_state']:<8} {who}  {row['customeremail'] or ''}  {detail}")
+    if len(rows) < total:
+        lines.append(f"  and {total - len(rows):,} more (spmirror status --all)")
+    return lines

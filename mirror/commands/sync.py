@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import threading
 import time
@@ -19,10 +20,11 @@ from mirror.errors import (ApiUnavailableError, AuthError, EndpointError, HostNo
 from mirror.redaction import redact_url
 from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.lock import LockBusy, sync_lock
-from mirror.progress import WalkProgress
-from mirror.store import Store, StoreBusy, WriteHolds
+from mirror.logs import hide_on_console
+from mirror.progress import PushProgress, StatusLine, WalkProgress, format_duration
+from mirror.store import Store, StoreBusy, StoreError, WriteHolds
 from mirror.store.local_changes import listed_by_last_walk
-from mirror.store.runs import finish_run, start_run
+from mirror.store.runs import finish_run, last_walk_pages, open_for_reading, rows_by_state, start_run
 from mirror.sync.account import AccountMismatch, check_account, ensure_account
 from mirror.sync.pull import MassDeleteRefused, PullOptions, PullReport, run_pull
 from mirror.sync.push import LocalDeleteRefused, PushOptions, PushReport, run_push
@@ -53,6 +55,12 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     show_progress = not args.no_progress and sys.stderr.isatty()
+    # A person at a terminal gets one line at the end instead of the sync_finished record. Off a
+    # terminal (cron, systemd) nothing is added: cron mails any output, so a line on every
+    # success would be mail every five minutes; sync_finished (JSON) and Error lines say it all.
+    summary_to = next((s for s in (sys.stderr, sys.stdout) if s.isatty()), None)
+    if summary_to is not None:
+        hide_on_console("sync_finished", "initial_import_finished")
     try:
         lock = sync_lock(settings.database_path, "spmirror sync")
         lock.acquire(wait_seconds=args.wait)
@@ -62,11 +70,68 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr)
         return EXIT_UNAVAILABLE
     with lock:
+        started = time.perf_counter()
         code, report = sync_once(settings, allow_mass_delete=args.allow_mass_delete, show_progress=show_progress,
                                  pull=not args.push_only, push=not args.pull_only, dry_run=args.dry_run)
+        seconds = time.perf_counter() - started
     if args.dry_run and report is not None:
         print(render_plan(report))
+    elif summary_to is not None:
+        line = render_summary(report, seconds, pull=not args.push_only, push=not args.pull_only,
+                              states=_states_after(settings) if report.result == "ok" else None)
+        if line:
+            print(line, file=summary_to)
     return code
+
+
+def _states_after(settings: Settings) -> dict[str, int] | None:
+    """Rows by sync_state once the run is over (None if the file cannot be read now)."""
+    try:
+        with open_for_reading(settings.database_path) as db:
+            return rows_by_state(db)
+    except (StoreError, sqlite3.Error):
+        return None
+
+
+def render_summary(report: SyncReport, seconds: float, *, pull: bool = True, push: bool = True,
+                   states: dict[str, int] | None = None) -> str | None:
+    """The line a person at a terminal reads when a sync ends, e.g. "Pulled 100,000 customers
+    (3 new, 12 changed, 1 deleted) and pushed 4 edits in 19 s; 1 conflict: spmirror status".
+    None unless the run completed: the Error and Try lines say what happened.
+
+    The tail counts the rows that are not synced now (`states`, rows by sync_state after the
+    run), from this run or an earlier one, since the per-customer log lines are not on a
+    terminal without verbose.
+    """
+    if report.result != "ok":
+        return None
+    pushed = report.counts().get("pushed", 0)
+    if pull:
+        changes = [f"{n:,} {what}" for n, what in ((report.created, "new"), (report.updated, "changed"),
+                                                   (report.deleted, "deleted"),
+                                                   (report.delete_candidates, "missing")) if n]
+        text = f"Pulled {_n(report.listed, 'customer')} ({', '.join(changes) or 'no changes'})"
+        if pushed:
+            text += f" and pushed {_n(pushed, 'edit')}"
+    else:
+        text = f"Pushed {_n(pushed, 'edit')}" if pushed else "Nothing to push"
+    text += f" in {format_duration(seconds)}"
+    if push and report.push is not None and report.push.restored:
+        text += f"; restored {_n(report.push.restored, 'row')} deleted here (push_deletes is off)"
+    if states is None:
+        counts = report.counts()
+        states = {"conflict": counts.get("conflicts", 0), "error": counts.get("push_errors", 0)}
+    attention = [_n(states[state], noun) for state, noun in
+                 (("conflict", "conflict"), ("error", "error"), ("pending", "edit waiting")) if states.get(state)]
+    if attention:
+        text += f"; {', '.join(attention)}: spmirror status"
+    return text
+
+
+def _n(count: int, noun: str) -> str:
+    """`1 edit`, `4 edits`, `100,000 customers` (the first word of `noun` takes the plural)."""
+    first, _, rest = noun.partition(" ")
+    return f"{count:,} {first}{'' if count == 1 else 's'}" + (f" {rest}" if rest else "")
 
 
 def _finish(store: Store, run_id: str, result: str, report: SyncReport, error: str | None) -> None:
@@ -125,7 +190,7 @@ def pull_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = Fa
 
 
 def push_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = False,
-                 only: frozenset[int] | None = None) -> PushOptions:
+                 only: frozenset[int] | None = None, on_progress=None) -> PushOptions:
     return PushOptions(
         only=only,
         read_by_walk=only or frozenset(),
@@ -135,6 +200,7 @@ def push_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = Fa
         mass_delete_share=settings[("sync", "mass_delete_share")],
         allow_mass_delete=allow_mass_delete,
         dry_run=dry_run,
+        on_progress=on_progress,
     )
 
 
@@ -155,6 +221,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
     own_client = client is None
     client = client or SolarProofClient.from_settings(settings)
     holds = WriteHolds()
+    # One line on the terminal for the whole run: the push's "n of m", then the walk's pages.
+    line = StatusLine() if show_progress else None
     try:
         with Store.open(settings.database_path, busy_timeout=settings[("database", "busy_timeout")]) as store:
             holds = store.write_holds
@@ -166,19 +234,20 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                 raise _NotStarted from exc
             if not dry_run:
                 start_run(store, run_id, utc_now_text())
-            expected = store.count_customers()
+            expected_pages = last_walk_pages(store)
             try:
                 # An unpinned file is pinned once the API accepts the key (and, if it holds
                 # customers already, once the listing shows they are this account's).
                 ensure_account(store, client, settings[("api", "url")], settings.api_key, utc_now_text(),
                                dry_run=dry_run)
                 if push:
-                    report.push = run_push(store, client, push_options(settings, allow_mass_delete, dry_run),
-                                           run_id=run_id, now=utc_now_text)
+                    report.push = run_push(store, client, push_options(
+                        settings, allow_mass_delete, dry_run, on_progress=line and PushProgress(line)),
+                        run_id=run_id, now=utc_now_text)
                 if pull:
                     pulled = run_pull(
                         store, client, pull_options(settings, allow_mass_delete, dry_run, stop), run_id=run_id,
-                        now=utc_now_text, on_page=WalkProgress(expected) if show_progress else None,
+                        now=utc_now_text, on_page=line and WalkProgress(line, expected_pages),
                     )
                     for name in PullReport.__dataclass_fields__:
                         if name != "run_id":
@@ -189,7 +258,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                         walked = frozenset(listed_by_last_walk(store, report.push.deferred))
                         if walked:
                             report.push.absorb(run_push(
-                                store, client, push_options(settings, allow_mass_delete, only=walked),
+                                store, client, push_options(settings, allow_mass_delete, only=walked,
+                                                            on_progress=line and PushProgress(line)),
                                 run_id=run_id, now=utc_now_text), walked)
                 result, code = "ok", EXIT_OK
             except AccountMismatch as exc:
@@ -219,6 +289,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
     except MirrorError as exc:
         error = str(exc)
     finally:
+        if line is not None:
+            line.close()
         if own_client:
             client.close()
         structlog.contextvars.unbind_contextvars("run_id")

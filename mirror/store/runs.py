@@ -1,13 +1,30 @@
-"""The record of sync runs, rejected records, and the summary `spmirror status` shows."""
+"""The record of sync runs, rejected records, and what `spmirror status` shows.
+
+Status reads through `open_for_reading`: the stdlib sqlite3 module alone, read-only, so it
+starts fast, never creates, upgrades or locks the file, and is safe while the daemon writes.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
-from mirror.store import Store
+from mirror.schema import SCHEMA_VERSION
+from mirror.store import Store, StoreError
 
 _COUNTERS = ("pages", "listed", "created", "updated", "unchanged", "deleted", "delete_candidates", "rejected",
              "pushed", "push_errors", "conflicts")
+
+# The states a person may want to look at (the rest is 'synced').
+ATTENTION_STATES = ("conflict", "error", "pending")
+
+READ_TIMEOUT = 5.0  # seconds; WAL readers do not wait for writers, only for a rare recovery
+
+
+class OlderSchema(StoreError):
+    """The file is a mirror of an older schema: opening it with Store.open upgrades it first."""
 
 
 def start_run(store: Store, run_id: str, now: str) -> None:
@@ -30,6 +47,13 @@ def finish_run(store: Store, run_id: str, now: str, result: str, counts: dict[st
         )
 
 
+def last_walk_pages(store: Store) -> int | None:
+    """The page count of the last complete walk (a run that pulled and ended ok), or None."""
+    rows = store.query("SELECT pages FROM sync_runs WHERE result='ok' AND pages > 0 "
+                       "ORDER BY started_at DESC, rowid DESC LIMIT 1")
+    return rows[0]["pages"] if rows else None
+
+
 def record_rejected(store: Store, run_id: str, now: str, page: int, items: list[tuple[str, str]]) -> None:
     """Keep listing elements that could not be mirrored, with the reason, for people to see."""
     if items:
@@ -40,36 +64,80 @@ def record_rejected(store: Store, run_id: str, now: str, page: int, items: list[
             )
 
 
-def status_summary(store: Store) -> dict[str, Any]:
-    """Counts, rows by sync_state, and the last and last successful runs."""
-    by_state = {row["sync_state"]: row["n"] for row in store.query(
-        "SELECT sync_state, count(*) AS n FROM customers GROUP BY sync_state ORDER BY sync_state")}
-    runs = store.query("SELECT * FROM sync_runs ORDER BY started_at DESC, rowid DESC LIMIT 1")
-    ok = store.query("SELECT * FROM sync_runs WHERE result='ok' ORDER BY started_at DESC, rowid DESC LIMIT 1")
-    counts = store.query(
+@contextmanager
+def open_for_reading(path: Path) -> Iterator[sqlite3.Connection]:
+    """The mirror at `path`, read-only. Raises StoreError (one line: what is wrong with the
+    file) if it is not a mirror this spmirror can read, OlderSchema if it is an older one."""
+    try:
+        db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=READ_TIMEOUT)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot be opened ({exc})") from exc
+    try:
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path} has schema version {version}, newer than this spmirror understands "
+                             f"({SCHEMA_VERSION}); upgrade spmirror")
+        if not tables:
+            raise StoreError(f"{path} holds no mirror yet (no tables)")
+        if version == 0 or "customers" not in tables:
+            raise StoreError(f"{path} is not a spmirror database (no spmirror schema version or customers table)")
+        if version < SCHEMA_VERSION:
+            raise OlderSchema(f"{path} has schema version {version}; this spmirror upgrades it to {SCHEMA_VERSION}")
+        yield db
+    finally:
+        db.close()
+
+
+def rows_by_state(db: sqlite3.Connection) -> dict[str, int]:
+    """How many customers rows are in each sync_state."""
+    return dict(db.execute("SELECT sync_state, count(*) FROM customers GROUP BY sync_state ORDER BY sync_state"))
+
+
+def status_summary(db: sqlite3.Connection, path: Path, limit: int | None = 10) -> dict[str, Any]:
+    """Counts, rows by sync_state, the last and last successful runs, and the rows needing
+    attention (conflict, then error, then pending): the first `limit` of them, or all if None."""
+    by_state = rows_by_state(db)
+    counts = _query(
+        db,
         "SELECT (SELECT count(*) FROM customers) AS customers, "
         "(SELECT count(*) FROM customer_notes) AS notes, "
         "(SELECT count(*) FROM customer_projects) AS projects, "
         "(SELECT count(*) FROM deleted_customers) AS deleted_customers, "
         "(SELECT count(*) FROM customer_changes) AS changes, "
         "(SELECT count(*) FROM rejected_records) AS rejected_records, "
-        "(SELECT count(*) FROM customer_base WHERE missing_since_run IS NOT NULL) AS delete_candidates"
+        "(SELECT count(*) FROM customer_base WHERE missing_since_run IS NOT NULL) AS delete_candidates",
     )[0]
-    attention = store.query(
+    runs = _query(db, "SELECT * FROM sync_runs ORDER BY started_at DESC, rowid DESC LIMIT 1")
+    ok = _query(db, "SELECT * FROM sync_runs WHERE result='ok' ORDER BY started_at DESC, rowid DESC LIMIT 1")
+    attention = _query(
+        db,
         "SELECT c.id AS local_id, c.pkcustomerid, c.customeremail, c.sync_state, c.sync_error, "
         "(SELECT group_concat(field, ', ') FROM customer_conflicts k WHERE k.pkcustomerid = c.pkcustomerid) "
         "AS conflicting_fields FROM customers c WHERE c.sync_state IN ('pending', 'conflict', 'error') "
-        "ORDER BY c.sync_state, c.id LIMIT 50"
+        "ORDER BY c.sync_state, c.id LIMIT ?",
+        (-1 if limit is None else limit,),
     )
-    account = store.query("SELECT api_url, substr(key_fingerprint, 1, 12) AS key_fingerprint, pinned_at "
-                          "FROM mirror_account WHERE id = 1")
+    account = _query(db, "SELECT api_url, substr(key_fingerprint, 1, 12) AS key_fingerprint, pinned_at "
+                         "FROM mirror_account WHERE id = 1")
     return {
-        "database": str(store.path),
+        "database": str(path),
         "account": account[0] if account else None,
         "rows_needing_attention": attention,
-        "schema_version": store.schema_version,
+        "rows_needing_attention_count": sum(by_state.get(state, 0) for state in ATTENTION_STATES),
+        "rows_needing_attention_limit": limit,
+        "schema_version": db.execute("PRAGMA user_version").fetchone()[0],
         **counts,
         "sync_state": by_state,
         "last_run": runs[0] if runs else None,
         "last_success": ok[0] if ok else None,
     }
+
+
+def _query(db: sqlite3.Connection, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+    cursor = db.execute(sql, params)
+    names = [d[0] for d in cursor.description or ()]
+    return [dict(zip(names, row)) for row in cursor]

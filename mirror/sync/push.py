@@ -69,6 +69,9 @@ class PushOptions:
     only: frozenset[int] | None = None
     # Customers a complete walk of this run has just read: their base is as fresh as a re-read.
     read_by_walk: frozenset[int] = frozenset()
+    # Told (phase, done, total) as each phase's rows are handled: "deletes", "creates", "updates".
+    # Called on the pushing thread; for display only (mirror.progress), it decides nothing.
+    on_progress: Callable[[str, int, int], None] | None = None
 
 
 @dataclass
@@ -140,7 +143,8 @@ def _push_deletes(store, remote, options, report, run_id, now) -> None:
     limit = max(1, int(options.mass_delete_share * (store.count_customers() + len(rows))))
     if len(rows) > limit and not options.allow_mass_delete:
         raise LocalDeleteRefused(len(rows), limit)
-    for row in rows:
+    for done, row in enumerate(rows):
+        _progress(options, "deletes", done, len(rows))
         report.planned.append(f"deletecustomer {row.remote_id}")
         if options.dry_run:
             continue
@@ -151,13 +155,16 @@ def _push_deletes(store, remote, options, report, run_id, now) -> None:
         local.record_remote_delete(store, row, run_id, now())
         log.info("customer_delete_pushed", remote_id=row.remote_id)
         report.deleted += 1
+    _progress(options, "deletes", len(rows), len(rows))
 
 
 # -- creates ------------------------------------------------------------------------------
 
 
 def _push_creates(store, remote, options, report, run_id, now) -> None:
-    for row in local.iter_new_rows(store):
+    rows = local.iter_new_rows(store)
+    for done, row in enumerate(rows):
+        _progress(options, "creates", done, len(rows))
         writable = {name: row.fields.get(name) for name in WRITABLE_FIELDS}
         problems = problems_of(writable, creating=True)
         if problems:
@@ -204,6 +211,7 @@ def _push_creates(store, remote, options, report, run_id, now) -> None:
         creates.record_created(store, row.local_id, new_id, sent, "local", run_id, now())
         report.created += 1
         log.info("customer_create_pushed", local_id=row.local_id, remote_id=new_id)
+    _progress(options, "creates", len(rows), len(rows))
 
 
 # -- updates ------------------------------------------------------------------------------
@@ -238,7 +246,8 @@ def _push_updates(store, remote, options, report, run_id, now) -> None:
                                                row.remote_id in options.read_by_walk, options.dry_run))
                    for row, writable in sendable]
         unavailable: ApiUnavailableError | None = None
-        for row, writable, future in futures:
+        for done, (row, writable, future) in enumerate(futures):
+            _progress(options, "updates", done, len(futures))
             try:
                 outcome = future.result()
             except ApiUnavailableError as exc:
@@ -251,8 +260,14 @@ def _push_updates(store, remote, options, report, run_id, now) -> None:
                                     outcome.deferred)
                 continue
             _record_update(store, row, writable, outcome, report, run_id, now)
+        _progress(options, "updates", len(futures), len(futures))
     if unavailable is not None:
         raise unavailable
+
+
+def _progress(options: PushOptions, phase: str, done: int, total: int) -> None:
+    if options.on_progress is not None:
+        options.on_progress(phase, done, total)
 
 
 @dataclass
