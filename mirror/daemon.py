@@ -19,7 +19,6 @@ and refuses, by name, what needs a restart (mirror.reload).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -37,6 +36,7 @@ from mirror.api import SolarProofClient
 from mirror.clock import utc_now_text
 from mirror.commands.sync import sync_once
 from mirror.config import Settings
+from mirror.daemon_state import daemon_state_path, write_daemon_state
 from mirror.errors import MirrorError
 from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE
 from mirror.lock import LockBusy, run_lock, sync_lock
@@ -50,20 +50,6 @@ from mirror.watch import FileWatch, WorkItem
 from mirror.webhooks import WebhookReceiver
 
 log = structlog.get_logger()
-
-
-def daemon_state_path(database: Path) -> Path:
-    return database.with_name(database.name + ".daemon.json")
-
-
-def write_daemon_state(database: Path, state: dict) -> None:
-    """What `spmirror status` shows of a running daemon: its pid, last result and next sync."""
-    path = daemon_state_path(database)
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(state, handle)
-    os.replace(temporary, path)
 
 
 def _doubling(first: float, failures: int, cap: float) -> float:

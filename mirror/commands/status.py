@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
 from pathlib import Path
 
 from mirror.arguments import non_negative_int
 from mirror.config import Settings
+from mirror.daemon_state import read_daemon_state
 from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.redaction import redact_url
 from mirror.store import Store, StoreBusy, StoreError
@@ -71,18 +71,6 @@ def read_summary(path: Path, limit: int | None) -> dict:
         Store.open(path).close()  # the only write status ever makes: the schema upgrade
     with open_for_reading(path) as db:
         return status_summary(db, path, limit)
-
-
-def read_daemon_state(database: Path) -> dict | None:
-    """The running daemon's own account of itself, if one is running."""
-    from mirror.daemon import daemon_state_path
-
-    try:
-        state = json.loads(daemon_state_path(database).read_text())
-        os.kill(int(state["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return state
 
 
 def _fail(message: str, hint: str, code: int) -> int:

@@ -206,7 +206,10 @@ def _flush(store, remote, options, pending: list[Pulled], base, report, run_id, 
     _note_applied(applied, report)
     held = {c.remote_id for c in applied.held}
     report.held.extend(applied.held)
-    _count([c for c in changes if c.remote_id not in held], report, quiet=initial_import)
+    # A customer this mirror wrote has an emptied content hash: its values coming back unchanged
+    # confirm the write, and are not a remote change.
+    ours = {c.remote_id for c in changes if c.remote_id in base and not base[c.remote_id].content_hash}
+    _count([c for c in changes if c.remote_id not in held], report, quiet=initial_import, confirmations=ours)
 
 
 def _note_applied(applied, report: PullReport) -> None:
@@ -259,18 +262,20 @@ def _settle_creates(store: Store, options: PullOptions, report: PullReport, run_
         _count(rest, report, quiet=False)
 
 
-def _count(changes: list[RemoteChange], report: PullReport, quiet: bool) -> None:
-    """Count what was applied, logging each change unless `quiet` (first import, dry run)."""
+def _count(changes: list[RemoteChange], report: PullReport, quiet: bool,
+           confirmations: frozenset[int] | set[int] = frozenset()) -> None:
+    """Count what was applied, logging each change unless `quiet` (first import, dry run).
+    A customer in `confirmations` that comes back with no changed field is a confirmed write."""
     for change in changes:
         if change.kind == CREATE:
             report.created += 1
             if not quiet:
                 log.info("customer_created", remote_id=change.remote_id)
-        elif change.kind == UPDATE:
+        elif change.kind == UPDATE and (change.changed or change.remote_id not in confirmations):
             report.updated += 1
             if not quiet:
                 log.info("customer_updated", remote_id=change.remote_id, fields=sorted(change.changed))
-        elif change.kind == REFRESH:
+        else:
             report.refreshed += 1
 
 
