@@ -15,12 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.pool import StaticPool
-from sqlalchemy.schema import CreateIndex, CreateTable
-from sqlmodel import SQLModel
-
-from mirror import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from mirror.customer import CUSTOMER_COLUMNS, LABEL_COLUMNS
 from mirror.errors import MirrorError
 from mirror.schema import EXTRAS, MIGRATIONS, SCHEMA_VERSION
@@ -88,6 +82,11 @@ class Store:
     """An open mirror database. Not shared between threads: open one per thread that needs it."""
 
     def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT_MS / 1000):
+        # SQLAlchemy is imported here, not at the top: commands that only read (status, config)
+        # import this package and must start fast (`spmirror status` in 0.3 s or less).
+        from sqlalchemy import create_engine, event
+        from sqlalchemy.pool import StaticPool
+
         self.path = path
         self.busy_timeout = busy_timeout
         self.engine = create_engine(f"sqlite:///{path}", poolclass=StaticPool)
@@ -174,6 +173,11 @@ class Store:
     def _table_statements(self) -> Iterator[str]:
         """CREATE TABLE and CREATE INDEX for every model, as SQLite text (create_all would
         commit each statement on its own)."""
+        from sqlalchemy.schema import CreateIndex, CreateTable
+        from sqlmodel import SQLModel
+
+        from mirror import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
         dialect = self.engine.dialect
         for table in SQLModel.metadata.sorted_tables:
             yield str(CreateTable(table).compile(dialect=dialect))
