@@ -5,7 +5,8 @@ string. Errors arrive as any non-2xx status, or as HTTP 200 with a `{"code", "me
 (`{"success": false, ...}` for webhook calls); both become the typed errors of
 `mirror.errors`, each naming the action. Transient failures are retried with backoff and
 jitter within a deadline; a write that is not safe to repeat (create) is never re-sent once it
-may have reached the server, and raises OutcomeUnknownError instead.
+may have reached the server, and raises OutcomeUnknownError instead. What an answer means
+(which error, and whether the URL is the API at all) is mirror.api_answers's to say.
 """
 
 from __future__ import annotations
@@ -22,18 +23,30 @@ import httpx
 import structlog
 
 from mirror import __version__
+from mirror.api_answers import (
+    LISTING,
+    HtmlAnswer,
+    describe_body,
+    endpoint_tls,
+    error_for_status,
+    error_from_body,
+    host_not_found,
+    html_everywhere,
+    is_api_answer,
+    is_html,
+    not_the_api,
+    tls_mismatch,
+    unreadable_answer,
+    unresolved_host,
+)
 from mirror.config import Settings
 from mirror.customer import Customer
 from mirror.errors import (
-    ApiError,
     ApiUnavailableError,
-    AuthError,
-    InvalidRequestError,
     NotFoundError,
     NotIdentifiedError,
     OutcomeUnknownError,
     PermanentApiError,
-    PermissionDeniedError,
     TransientApiError,
 )
 from mirror.redaction import redact_text
@@ -45,10 +58,6 @@ log = structlog.get_logger()
 
 DEFAULT_URL = "https://solarproof.com.au/apidata.php"
 
-_AUTH_CODES = {"INVALID_API_KEY", "API_KEY_INVALID", "UNAUTHORISED", "UNAUTHORIZED"}
-# CAMPAIGN_NOT_FOUND is a copy-paste from another product in the old docs; it still means "not found".
-_NOT_FOUND_CODES = {"CUSTOMER_NOT_FOUND", "NOT_FOUND", "CAMPAIGN_NOT_FOUND", "PROJECT_NOT_FOUND"}
-_TRANSIENT_CODES = {"DELETION_FAILED", "UNKNOWN"}
 # Transport failures that prove the request never reached the server, so even a create may be re-sent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -108,6 +117,8 @@ class SolarProofClient:
         self.delete_method = delete_method.upper()
         self.stats = ApiStats()
         self._has_getcustomer = True
+        # Whether this URL ever answered as the API (JSON, or one of its error objects).
+        self._answered = False
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
@@ -267,7 +278,7 @@ class SolarProofClient:
             # The docs want the key and action inside `data` too; sending both is safest.
             json_body = {"data": {"apikey": self._api_key, "action": action, **data}}
         started = self._clock()
-        failures = 0
+        failures = html_answers = 0
         while True:
             try:
                 result = self._send_once(action, method, query, json_body, idempotent, parse)
@@ -278,9 +289,17 @@ class SolarProofClient:
                 if isinstance(exc, OutcomeUnknownError):
                     raise
                 failures += 1
+                html_answers += isinstance(exc, HtmlAnswer)
                 delay = self.retry.delay(failures, exc.retry_after, self._rng)
                 elapsed = self._clock() - started
                 if failures >= self.retry.attempts or elapsed + delay > self.retry.deadline:
+                    if html_answers == failures and action == LISTING and not self._answered:
+                        # A PHP error page now and then is the API failing; but a URL that gave
+                        # nothing but HTML since this client first called it is a web page, not
+                        # the API. Only the listing decides: it is what meets a new URL first
+                        # (pinning a new mirror, rekey); later calls go to a URL already pinned.
+                        self.stats.record(action, "refused")
+                        raise html_everywhere(action, failures, exc) from exc
                     raise ApiUnavailableError(
                         action,
                         f"gave up after {failures} tries in {elapsed:.1f}s: {exc.detail}",
@@ -301,6 +320,10 @@ class SolarProofClient:
             response = self._http.request(method, self.url, params=query, json=json_body)
         except httpx.TransportError as exc:
             exc.args = (redact_text(str(exc), secrets),)  # the cause: tracebacks print it too
+            if isinstance(exc, httpx.ConnectError) and unresolved_host(exc):
+                raise host_not_found(action, self.url) from exc  # a typo: retrying will not fix it
+            if isinstance(exc, httpx.ConnectError) and (tls := tls_mismatch(exc)):
+                raise endpoint_tls(action, tls) from exc
             reason = f"{type(exc).__name__}: {exc.args[0] or 'no detail'}"
             if idempotent or isinstance(exc, _NOT_SENT):
                 raise TransientApiError(action, f"network error ({reason})") from exc
@@ -314,16 +337,20 @@ class SolarProofClient:
             body = parse(text)
         except (ValueError, RecursionError):
             body = _UNREADABLE
-        if isinstance(body, dict) and (("code" in body and "message" in body) or body.get("success") is False):
-            error = _error_from_body(action, status, body, secrets)
+        content_type = response.headers.get("Content-Type", "")
+        if is_api_answer(body):
+            self._answered = True
+            error = error_from_body(action, status, body, secrets)
         elif status >= 500 or (status < 300 and body is _UNREADABLE):
-            what = f"HTTP {status}" if status >= 300 else "a body that is not JSON"
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            error = TransientApiError(action, f"{what}: {_describe_body(response, text, secrets)}", status=status,
-                                      retry_after=retry_after)
+            error = unreadable_answer(action, status, describe_body(content_type, text, secrets),
+                                      parse_retry_after(response.headers.get("Retry-After")),
+                                      not_the_api(content_type, text, secrets) if is_html(content_type, text) else None)
         elif status >= 300:
-            error = _error_for_status(action, status, _describe_body(response, text, secrets))
+            error = error_for_status(action, status, describe_body(content_type, text, secrets),
+                                     location=response.headers.get("Location"), secrets=secrets,
+                                     page=not_the_api(content_type, text, secrets))
         else:
+            self._answered = True
             return body
         if isinstance(error, TransientApiError) and not idempotent:
             # The server got the request; whatever went wrong, it may have applied it.
@@ -341,50 +368,6 @@ def _parse_page(text: str) -> list[RawRecord] | None | dict:
     if records is None:
         return json.loads(text)
     return records
-
-
-def _describe_body(response: httpx.Response, text: str, secrets: tuple[str, ...]) -> str:
-    """The start of an unexpected body, redacted whole before the cut (no piece left too short)."""
-    kind = redact_text(response.headers.get("Content-Type", "").split(";")[0], secrets) or "no content type"
-    size = len(text)
-    text = redact_text(text, secrets)
-    snippet = " ".join(text[:120].split())
-    if "html" in kind or snippet.lower().startswith(("<!doctype", "<html")):
-        return f"an HTML page ({kind}): {snippet!r}"
-    if size > 120:
-        return f"{kind}, {size} bytes, starting {snippet!r} (truncated or malformed JSON?)"
-    return f"{kind}: {snippet!r}"
-
-
-def _error_from_body(action: str, status: int, body: dict, secrets: tuple[str, ...]) -> ApiError:
-    # Both come from the server, which may echo the request (key included) into either.
-    code = redact_text(str(body.get("code") or ""), secrets) or None
-    message = redact_text(str(body.get("message") or body.get("Message") or "no message"), secrets)
-    if code is None:
-        # Webhook admin calls answer {"success": false, "message": ...} with HTTP 400.
-        lowered = message.lower()
-        if "api key" in lowered:
-            return AuthError(action, message, status=status)
-        if "no matching webhook" in lowered:
-            return NotFoundError(action, message, status=status)
-        return InvalidRequestError(action, message, status=status)
-    if code in _AUTH_CODES:
-        return AuthError(action, message, status=status, code=code)
-    if code in _NOT_FOUND_CODES:
-        return NotFoundError(action, message, status=status, code=code)
-    if code == "PERMISSION_DENIED":
-        return PermissionDeniedError(action, message, status=status, code=code)
-    if code in _TRANSIENT_CODES or status >= 500:
-        return TransientApiError(action, message, status=status, code=code)
-    return InvalidRequestError(action, message, status=status, code=code)
-
-
-def _error_for_status(action: str, status: int, detail: str) -> ApiError:
-    if status in (401, 403):
-        return AuthError(action, f"HTTP {status}: {detail}", status=status)
-    if status == 404:
-        return NotFoundError(action, f"HTTP {status}: {detail}", status=status)
-    return InvalidRequestError(action, f"HTTP {status}: {detail}", status=status)
 
 
 def _id_from_write_response(body: Any) -> int | None:

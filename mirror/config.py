@@ -1,13 +1,18 @@
-"""Settings: defaults, then the TOML file, then the environment, then one validation pass.
+"""Settings: defaults, then the TOML file, then the environment, then the command line, then
+one validation pass.
 
 Every `[section] key` can also be set as `SPMIRROR_<SECTION>_<KEY>`; three short names cover
 the common ones (`SPMIRROR_API_URL`, `SPMIRROR_API_KEY`, `SPMIRROR_DB`). The key may come from
 a file (`[api] key_file`, or systemd's `LoadCredential=api_key`). Every problem is collected
-and reported at once (ConfigError), each naming its key, where it came from, and the bad value.
+and reported at once (ConfigError), each naming its key, where it came from, and the bad value;
+a misspelt name gets the closest valid one. Each value remembers its Origin, which
+`spmirror config` shows. The documented example (every setting at its default) ships inside
+the package as mirror/config.example.toml: `example_text()`, `spmirror config --example`.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -27,6 +32,8 @@ SHORT_ENV_NAMES = {
 # The only SPMIRROR_ variables that are not settings.
 NON_SETTING_ENV = {"SPMIRROR_CONFIG"}
 CREDENTIAL_NAME = "api_key"
+EXAMPLE_RESOURCE = "config.example.toml"  # package data of `mirror`
+SEE_EXAMPLE = "`spmirror config --example` documents every setting"
 
 
 def parse_duration(value: Any) -> float:
@@ -169,6 +176,30 @@ SETTINGS: tuple[Setting, ...] = (
 )
 _BY_NAME = {(s.section, s.key): s for s in SETTINGS}
 _BY_ENV = {s.env_name: s for s in SETTINGS} | {k: _BY_NAME[v] for k, v in SHORT_ENV_NAMES.items()}
+_SECTIONS = tuple(dict.fromkeys(s.section for s in SETTINGS))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value came from. `str()` is how messages and `spmirror config` name it.
+
+    kind is one of: "default"; "file" (the TOML config file: `name` is its path, `line` the
+    line of the key when it could be found); "environment" (`name` is the variable);
+    "command line" (`name` is the option, such as --db); "key file" and "credential" (the API
+    key was read from the file `name`, given by [api] key_file or by systemd's LoadCredential=).
+    """
+
+    kind: str
+    name: str = ""
+    line: int | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "file":
+            return f"{self.name}:{self.line}" if self.line else self.name
+        return f"{self.kind} {self.name}" if self.name else self.kind
+
+
+DEFAULT = Origin("default")
 
 
 @dataclass(frozen=True)
@@ -177,7 +208,7 @@ class Settings:
 
     values: Mapping[tuple[str, str], Any]
     source: Path | None = None
-    origins: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    origins: Mapping[tuple[str, str], Origin] = field(default_factory=dict)
 
     def __getitem__(self, name: tuple[str, str]) -> Any:
         return self.values[name]
@@ -225,15 +256,19 @@ def find_config_file(explicit: str | None, env: Mapping[str, str],
 
 
 def load_settings(config_path: str | None = None, env: Mapping[str, str] | None = None, *,
+                  overrides: Mapping[tuple[str, str], tuple[Any, str]] | None = None,
                   system_file: Path = SYSTEM_CONFIG_FILE) -> Settings:
     """Read, merge and validate every setting; raise ConfigError listing all problems.
 
-    `system_file` replaces /etc/spmirror/config.toml as the search's last place (for tests).
+    `overrides` are command-line values, `{(section, key): (value, option)}` such as
+    `{("database", "path"): ("x.db", "--db")}`: they win over the environment, are checked like
+    any other value, and their origin names the option. `system_file` replaces
+    /etc/spmirror/config.toml as the search's last place (for tests).
     """
     env = os.environ if env is None else env
     problems: list[str] = []
     path = find_config_file(config_path, env, system_file)
-    raw: dict[tuple[str, str], tuple[Any, str]] = {}
+    raw: dict[tuple[str, str], tuple[Any, Origin]] = {}
     if path is not None:
         _read_file(path, raw, problems)
     env_seen: dict[tuple[str, str], str] = {}
@@ -242,21 +277,29 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
             continue
         setting = _BY_ENV.get(name)
         if setting is None:
-            problems.append(f"{name}: not a setting (known: {', '.join(sorted(_BY_ENV))})")
+            # The value is not echoed: it may be a key under a misspelt name.
+            close = _closest(name.removeprefix(ENV_PREFIX), [n.removeprefix(ENV_PREFIX) for n in
+                                                             [*_BY_ENV, *NON_SETTING_ENV]])
+            problems.append(f"{name}: not a setting; " + (f"did you mean {ENV_PREFIX}{close}?" if close
+                                                          else SEE_EXAMPLE))
             continue
         key = (setting.section, setting.key)
         if key in env_seen and env_seen[key] != name and env[env_seen[key]] != value:
             problems.append(f"{env_seen[key]} and {name} both set [{key[0]}] {key[1]}, differently: set only one")
         env_seen[key] = name
-        raw[key] = (value, f"environment {name}")
+        raw[key] = (value, Origin("environment", name))
+    for key, (value, option) in (overrides or {}).items():
+        if key not in _BY_NAME:
+            raise KeyError(f"no setting {key}")  # the caller's mistake, not the user's
+        raw[key] = (value, Origin("command line", option))
 
     values: dict[tuple[str, str], Any] = {}
-    origins: dict[tuple[str, str], str] = {}
+    origins: dict[tuple[str, str], Origin] = {}
     for setting in SETTINGS:
         name = (setting.section, setting.key)
         if name not in raw:
             values[name] = setting.default
-            origins[name] = "default"
+            origins[name] = DEFAULT
             continue
         value, origin = raw[name]
         origins[name] = origin
@@ -270,15 +313,32 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
     _resolve_key(values, origins, env, problems)
     if not values[("database", "path")]:
         state_dir = env.get("STATE_DIRECTORY")  # systemd StateDirectory=
-        values[("database", "path")] = str(Path(state_dir.split(":")[0]) / "mirror.db") if state_dir else "mirror.db"
+        if state_dir:
+            values[("database", "path")] = str(Path(state_dir.split(":")[0]) / "mirror.db")
+            origins[("database", "path")] = Origin("environment", "STATE_DIRECTORY")
+        else:
+            values[("database", "path")] = "mirror.db"
     if problems:
         raise ConfigError(problems)
     return Settings(values, path, origins)
 
 
+def example_text() -> str:
+    """The documented example config that ships in the package: every setting at its default."""
+    from importlib import resources  # only `spmirror config --example` needs it
+
+    return resources.files("mirror").joinpath(EXAMPLE_RESOURCE).read_text(encoding="utf-8")
+
+
+def _closest(name: str, candidates: list[str]) -> str | None:
+    found = difflib.get_close_matches(name, candidates, n=1)
+    return found[0] if found else None
+
+
 def _read_file(path: Path, raw: dict, problems: list[str]) -> None:
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        document = tomllib.loads(text)
     except FileNotFoundError:
         problems.append(f"{path}: config file not found")
         return
@@ -288,30 +348,74 @@ def _read_file(path: Path, raw: dict, problems: list[str]) -> None:
     except tomllib.TOMLDecodeError as exc:
         problems.append(f"{path}: not valid TOML ({exc})")
         return
+    lines = _line_numbers(text)
+
+    def where(section: str, key: str = "") -> Origin:
+        return Origin("file", str(path), lines.get((section, key)))
+
     for section, table in document.items():
         if not isinstance(table, dict):
-            problems.append(f"{path}: `{section}` must be a [section], not a top-level value")
+            hint = f"write it as a [{section}] table" if section in _SECTIONS else _key_hint("", section)
+            problems.append(f"{where('', section)}: `{section}` is outside any [section]; {hint}")
+            continue
+        if section not in _SECTIONS:
+            close = _closest(section, list(_SECTIONS))
+            problems.append(f"{where(section)}: unknown section [{section}]; " + (
+                f"did you mean [{close}]?" if close else f"the sections are {', '.join(_SECTIONS)}"))
             continue
         for key, value in table.items():
             if (section, key) not in _BY_NAME:
-                known = ", ".join(k for s, k in _BY_NAME if s == section) or "none; sections are " + ", ".join(
-                    sorted({s for s, _ in _BY_NAME})
-                )
-                problems.append(f"{path}: unknown setting [{section}] {key} (known: {known})")
+                problems.append(f"{where(section, key)}: unknown setting [{section}] {key}; {_key_hint(section, key)}")
                 continue
-            raw[(section, key)] = (value, str(path))
+            raw[(section, key)] = (value, where(section, key))
+
+
+def _key_hint(section: str, key: str) -> str:
+    """The closest key of `section`; else the same key, or the closest, in another section."""
+    close = _closest(key, [k for s, k in _BY_NAME if s == section])
+    if close:
+        return f"did you mean [{section}] {close}?"
+    close = key if any(k == key for _, k in _BY_NAME) else _closest(key, [k for _, k in _BY_NAME])
+    home = next((s for s, k in _BY_NAME if k == close), None)
+    return f"did you mean [{home}] {close}?" if home else SEE_EXAMPLE
+
+
+_HEADER = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?")
+_KEY = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def _line_numbers(text: str) -> dict[tuple[str, str], int]:
+    """The line of each plain `key = ...` under its `[section]` ((section, "") for the header).
+
+    A light scan, not a TOML parser: a name seen on more than one line (which a valid file
+    allows only inside a multi-line string) gets no line rather than a wrong one, and names
+    written as dotted keys or inline tables get none either.
+    """
+    seen: dict[tuple[str, str], list[int]] = {}
+    section = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if header := _HEADER.fullmatch(line):
+            section = header.group(1)
+            seen.setdefault((section, ""), []).append(number)
+        elif line.lstrip().startswith("["):
+            section = "\0"  # [[array]] or [dotted.table]: nothing below it is a setting's line
+        elif key := _KEY.match(line):
+            seen.setdefault((section, key.group(1)), []).append(number)
+    return {name: numbers[0] for name, numbers in seen.items() if len(numbers) == 1}
 
 
 def _resolve_key(values: dict, origins: dict, env: Mapping[str, str], problems: list[str]) -> None:
     """Take the key from key_file, or from systemd's credential, when it is not set directly."""
     key_file = values[("api", "key_file")]
     where = f"[api] key_file ({origins[('api', 'key_file')]})"
+    origin = Origin("key file", key_file)
     credentials = env.get("CREDENTIALS_DIRECTORY")
     if values[("api", "key")]:
         return
     if not key_file and credentials and (Path(credentials) / CREDENTIAL_NAME).is_file():
         key_file = str(Path(credentials) / CREDENTIAL_NAME)
         where = "systemd credential (CREDENTIALS_DIRECTORY)"
+        origin = Origin("credential", key_file)
     if not key_file:
         return
     try:
@@ -326,4 +430,4 @@ def _resolve_key(values: dict, origins: dict, env: Mapping[str, str], problems: 
         problems.append(f"{where}: {key_file} is empty")
         return
     values[("api", "key")] = key
-    origins[("api", "key")] = f"file {key_file}"
+    origins[("api", "key")] = origin

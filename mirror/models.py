@@ -8,20 +8,55 @@ What people query: `customers` (current customers only; the fixed column names o
 What the daemon owns: `customer_base` (each customer as last seen remotely, canonical, hashed),
 `customer_raw` (the payloads as sent), `sync_runs`, `rejected_records`.
 
+Notes, projects and history carry `customer_row`: the `customers.id` of their customer's row, a
+declared foreign key so that browsers (Datasette) link each one to the customer. Triggers
+(schema.py) keep it current, and it is never what ties them to a customer: `pkcustomerid` is.
+
 Every column a plain `INSERT INTO customers (...)` leaves out has a database-side default, so
 any SQLite client can add a customer.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
-from sqlalchemy import Column, Index, Integer, Text, text
+from sqlalchemy import Column, ForeignKey, Index, Integer, Text, text
+from sqlalchemy.types import UserDefinedType
 from sqlmodel import Field, SQLModel
 
 
 def _text_default(value: str):
     return {"server_default": text(f"'{value}'")}
+
+
+class AnyValue(UserDefinedType):
+    """A column declared with no type: SQLite stores each value as it is given (BLOB affinity).
+
+    For values copied from customer columns (history, values sent): 2 stays the integer 2 and
+    '0412 555 019' stays text. A TEXT column would turn 2 into '2'; NUMERIC would turn the text
+    '0412555019' into 412555019. The driver binds int, float, str, bytes and None natively.
+    """
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return ""
+
+
+def as_stored(value: Any) -> Any:
+    """A customer column's value for an AnyValue column: unchanged, so it keeps its SQLite type
+    (integer, real, text, blob or NULL). Anything the driver cannot bind becomes its text."""
+    if value is None or isinstance(value, (int, float, str, bytes)):
+        return value
+    return str(value)
+
+
+def _customer_row() -> Any:
+    # SET NULL, never CASCADE: a customer's row may be deleted by a person (the mirror restores it,
+    # and the restored row is linked again) or by a confirmed remote delete, and neither may take
+    # a note, project or history row with it. The link is only a pointer for browsers.
+    return Field(default=None, sa_column=Column(
+        "customer_row", Integer, ForeignKey("customers.id", ondelete="SET NULL", onupdate="CASCADE")))
 
 
 class CustomerColumns(SQLModel):
@@ -99,19 +134,22 @@ class CustomerNote(SQLModel, table=True):
     """A note; the API gives notes no id, so (customer, datetime, text) is all there is."""
 
     __tablename__ = "customer_notes"
-    __table_args__ = (Index("ix_customer_notes_customer", "pkcustomerid"),)
+    __table_args__ = (Index("ix_customer_notes_customer", "pkcustomerid"),
+                      Index("ix_customer_notes_row", "customer_row"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     pkcustomerid: int = Field(foreign_key=_BASE_ID, ondelete="CASCADE")
     noted_at: Optional[str] = None
     note: str
+    customer_row: Optional[int] = _customer_row()
 
 
 class CustomerProject(SQLModel, table=True):
     """A project as the listing embeds it, with its site address parts and size in kW."""
 
     __tablename__ = "customer_projects"
-    __table_args__ = (Index("ix_customer_projects_customer", "pkcustomerid"),)
+    __table_args__ = (Index("ix_customer_projects_customer", "pkcustomerid"),
+                      Index("ix_customer_projects_row", "customer_row"))
 
     project_id: int = Field(primary_key=True)
     pkcustomerid: int = Field(foreign_key=_BASE_ID, ondelete="CASCADE")
@@ -130,6 +168,7 @@ class CustomerProject(SQLModel, table=True):
     inverter_type: Optional[str] = None
     inverter_quantity: Optional[int] = None
     proposal_link: Optional[str] = None
+    customer_row: Optional[int] = _customer_row()
 
 
 class User(SQLModel, table=True):
@@ -147,19 +186,25 @@ class User(SQLModel, table=True):
 
 
 class CustomerChange(SQLModel, table=True):
-    """One changed field of one customer. field '(created)'/'(deleted)' for whole records."""
+    """One changed field of one customer. field '(created)'/'(deleted)' for whole records.
+
+    old_value and new_value hold each value as the customer column held it (see AnyValue): a
+    type change from 1 to 2 reads back as the integers 1 and 2, a phone as text.
+    """
 
     __tablename__ = "customer_changes"
-    __table_args__ = (Index("ix_customer_changes_customer", "pkcustomerid", "changed_at"),)
+    __table_args__ = (Index("ix_customer_changes_customer", "pkcustomerid", "changed_at"),
+                      Index("ix_customer_changes_row", "customer_row"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     changed_at: str
     pkcustomerid: Optional[int] = None
     field: str
-    old_value: Optional[str] = None
-    new_value: Optional[str] = None
+    old_value: Any = Field(default=None, sa_column=Column("old_value", AnyValue))
+    new_value: Any = Field(default=None, sa_column=Column("new_value", AnyValue))
     source: str  # 'remote' or 'local'
     run_id: Optional[str] = None
+    customer_row: Optional[int] = _customer_row()
 
 
 class DeletedCustomer(SQLModel, table=True):
@@ -281,7 +326,8 @@ class UnconfirmedWrite(SQLModel, table=True):
 
     pkcustomerid: int = Field(primary_key=True)
     field: str = Field(primary_key=True)
-    sent_value: Optional[str] = None  # as text, like history values; NULL for "cleared"
+    # As the customer column held it, like history values (AnyValue); NULL for "cleared".
+    sent_value: Any = Field(default=None, sa_column=Column("sent_value", AnyValue))
     sent_at: str
     run_id: Optional[str] = None
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import API_KEY, make_client
+from conftest import API_KEY, FakeClock, make_client
 from mirror.api import SolarProofClient, Timeouts
 from mirror.errors import (
     ApiUnavailableError,
     AuthError,
+    EndpointError,
+    HostNotFoundError,
     InvalidRequestError,
     NotIdentifiedError,
     NotFoundError,
@@ -303,3 +305,140 @@ def test_fetch_customer_falls_back_to_email_when_getcustomer_is_missing(clock):
             client.fetch_customer(5)
         assert not client.reads_by_id
     assert seen == ["getcustomer", "getcustomerByemail", "getcustomerByemail", "getcustomerByemail"]
+
+
+# -- answers that say the URL is wrong ------------------------------------------------------
+
+NGINX_404 = ("<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1>"
+             "</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+HOME_PAGE = "<!DOCTYPE html><html><head><title>Solar Proof | Solar CRM</title></head><body>Welcome</body></html>"
+
+
+def scripted_client(clock, answers, **options) -> tuple[SolarProofClient, list[str]]:
+    """A client whose every request gets the next of `answers` (an httpx.Response, or an exception to raise; the
+    last one repeats), and the list of the actions it was asked."""
+    import httpx
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.params["action"])
+        answer = answers[min(len(seen), len(answers)) - 1]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    options.setdefault("retry", RetryPolicy(attempts=4, deadline=60))
+    return SolarProofClient("https://example.test/apidata.php", API_KEY, transport=httpx.MockTransport(handler),
+                            sleep=clock.sleep, clock=clock, **options), seen
+
+
+def html(status: int, page: str):
+    import httpx
+
+    return httpx.Response(status, text=page, headers={"Content-Type": "text/html"})
+
+
+def test_a_404_page_on_the_listing_is_a_wrong_url_at_once(clock):
+    """The listing answered by a web server's 404 page (not the API's JSON) is EndpointError on the first try,
+    naming the page by its title."""
+    client, seen = scripted_client(clock, [html(404, NGINX_404)])
+    with client, pytest.raises(EndpointError) as caught:
+        client.fetch_customer_page(1)
+    assert seen == ["getallcustomers"] and clock.sleeps == []
+    assert "no Solar Proof API at this URL" in str(caught.value) and "'404 Not Found'" in str(caught.value)
+    assert str(caught.value).count("404") == 2  # the title and the status, not the status twice
+
+
+def test_a_404_page_elsewhere_is_still_not_found(clock):
+    """Only the listing never answers 404 of its own: a bare 404 on a lookup stays NotFoundError (how the API
+    answers a missing email is undocumented)."""
+    client, _seen = scripted_client(clock, [html(404, NGINX_404)])
+    with client:
+        assert client.fetch_customers_by_email("nobody@example.com") == []
+        with pytest.raises(NotFoundError):
+            client.update_customer(5, {"customerphone1": "0400 000 000"})
+
+
+def test_html_on_every_try_of_a_new_url_is_a_wrong_url(clock):
+    """A URL that answers every try of the listing with an HTML page, and never answered as the API, is
+    EndpointError once the retries run out (not 'unavailable, try later')."""
+    client, seen = scripted_client(clock, [html(200, HOME_PAGE)])
+    with client, pytest.raises(EndpointError) as caught:
+        client.fetch_customer_page(1)
+    assert len(seen) == 4 and len(clock.sleeps) == 3  # retried first: a broken PHP script answers so too
+    assert "4 tries in a row answered an HTML page titled 'Solar Proof | Solar CRM'" in str(caught.value)
+
+
+def test_an_html_page_now_and_then_is_retried_and_recovers(clock):
+    """HTML pages followed by the API's JSON are a transient failure: the call returns the page."""
+    import httpx
+
+    client, seen = scripted_client(clock, [html(200, HOME_PAGE), html(200, HOME_PAGE), httpx.Response(200, json=[])])
+    with client:
+        assert client.fetch_customer_page(1) == []
+    assert len(seen) == 3
+
+
+def test_html_after_the_api_answered_is_the_api_failing(clock):
+    """Once the URL answered as the API, HTML on every try is an outage (ApiUnavailableError), as it is on any call
+    other than the listing (whose URL a pinned mirror has seen answer)."""
+    import httpx
+
+    client, _seen = scripted_client(clock, [httpx.Response(200, json=[]), html(200, HOME_PAGE)])
+    with client:
+        client.fetch_customer_page(1)
+        with pytest.raises(ApiUnavailableError):
+            client.fetch_customer_page(2)
+    client, _seen = scripted_client(FakeClock(), [html(200, HOME_PAGE)])
+    with client, pytest.raises(ApiUnavailableError):
+        client.fetch_customer(5)
+
+
+def test_a_redirect_is_a_wrong_url_naming_where_it_points(clock):
+    """A redirect is not followed (the key is in the query string): EndpointError naming the target, key masked."""
+    import httpx
+
+    target = f"https://solarproof.example/apidata.php?action=getallcustomers&api_key={API_KEY}"
+    client, seen = scripted_client(clock, [httpx.Response(301, headers={"Location": target}, text="Moved")])
+    with client, pytest.raises(EndpointError) as caught:
+        client.fetch_customer_page(1)
+    assert seen == ["getallcustomers"] and "redirects to https://solarproof.example/apidata.php" in str(caught.value)
+    assert API_KEY not in str(caught.value) and API_KEY[:12] not in str(caught.value)
+
+
+@pytest.mark.parametrize("code, expected", [("EAI_NONAME", HostNotFoundError), ("EAI_AGAIN", ApiUnavailableError)])
+def test_a_host_that_does_not_exist_is_not_retried(clock, code, expected):
+    """A name the resolver says does not exist is HostNotFoundError at once; a resolver that could not answer
+    (EAI_AGAIN: no network) is an outage, retried and then ApiUnavailableError."""
+    import socket
+
+    import httpx
+
+    def unresolved() -> httpx.ConnectError:
+        try:
+            try:
+                raise socket.gaierror(getattr(socket, code), "name resolution failed")
+            except socket.gaierror as exc:
+                raise httpx.ConnectError(str(exc)) from exc
+        except httpx.ConnectError as exc:
+            return exc
+
+    client, seen = scripted_client(clock, [unresolved()])
+    with client, pytest.raises(expected) as caught:
+        client.fetch_customer_page(1)
+    if expected is HostNotFoundError:
+        assert seen == ["getallcustomers"] and clock.sleeps == []
+        assert "'example.test' does not exist" in str(caught.value)
+    else:
+        assert len(seen) == 4
+
+
+def test_https_to_a_plain_http_server_is_a_wrong_url(sim, clock):
+    """https:// given for a server that speaks plain HTTP fails the TLS handshake the same way every time:
+    EndpointError at once, not six retries and 'try later'."""
+    with make_client(sim, clock) as client:
+        client.url = sim.url.replace("http://", "https://")
+        with pytest.raises(EndpointError, match="does not speak TLS"):
+            client.fetch_customer_page(1)
+    assert clock.sleeps == []

@@ -235,8 +235,8 @@ def test_wrong_types_in_loose_columns_are_flagged_and_kept(mirror):
     assert {e["body"]["data"].get("pkcustomerid") for e in mirror.sent_since(mark)} == {text_digit, mirror.ids[100]}
     assert sim.account.get(text_digit)["type"] == 3 and row_of(db, text_digit)["sync_state"] == "synced"
     expected = {text_type: ("fkcustomertypeid", "must be 1, 2 or 3", "text", "abc"),
-                float_gst: ("customergstregistered", "must be 0 or 1; got 0.5", "real", "0.5"),
-                blob_email: ("customeremail", "must be text", "blob", str(b"\xde\xad\xbe\xef"))}
+                float_gst: ("customergstregistered", "must be 0 or 1; got 0.5", "real", 0.5),
+                blob_email: ("customeremail", "must be text", "blob", b"\xde\xad\xbe\xef")}
     for remote_id, (column, words, kind, kept) in expected.items():
         row = query(db, f"SELECT sync_state, sync_error, typeof({column}) AS kind FROM customers "
                         f"WHERE pkcustomerid = ?", (remote_id,))[0]

@@ -20,6 +20,7 @@ from mirror import config
 from mirror.config import (
     DEFAULT_API_URL,
     SETTINGS,
+    Origin,
     Settings,
     find_config_file,
     load_settings,
@@ -28,7 +29,8 @@ from mirror.config import (
 from mirror.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "config.example.toml"
+EXAMPLE = ROOT / "config.example.toml"  # at the top of the repository, for people reading it
+PACKAGED_EXAMPLE = ROOT / "mirror" / "config.example.toml"  # the source, shipped as package data
 SYSTEM_CONFIG = Path("/etc/spmirror/config.toml")  # what production searches last
 DEFAULTS = {(s.section, s.key): s.default for s in SETTINGS}
 SECRET = "sk-CONFIGCANARY-0b1c2d3e4f5a6b7c"
@@ -79,7 +81,8 @@ def test_defaults_without_a_file(isolated):
     expected[("database", "path")] = "mirror.db"
     assert dict(settings.values) == expected
     assert settings.source is None
-    assert set(settings.origins.values()) == {"default"}
+    assert set(settings.origins.values()) == {Origin("default")}
+    assert {str(origin) for origin in settings.origins.values()} == {"default"}
     assert settings.api_url == DEFAULT_API_URL == "https://solarproof.com.au/apidata.php"
     assert settings.api_key == ""
     assert settings.database_path == Path("mirror.db")
@@ -96,8 +99,10 @@ def test_file_overrides_defaults(isolated):
     assert settings[("api", "attempts")] == 3
     assert settings[("api", "read_timeout")] == 30.0
     assert settings.source == path
-    assert settings.origins[("sync", "interval")] == str(path)
-    assert settings.origins[("api", "read_timeout")] == "default"
+    assert settings.origins[("sync", "interval")] == Origin("file", str(path), 2)
+    assert str(settings.origins[("sync", "interval")]) == f"{path}:2"
+    assert settings.origins[("api", "attempts")] == Origin("file", str(path), 4)
+    assert str(settings.origins[("api", "read_timeout")]) == "default"
 
 
 def test_environment_overrides_file(isolated):
@@ -105,7 +110,7 @@ def test_environment_overrides_file(isolated):
     path = write(isolated / "c.toml", '[sync]\ninterval = "1m"\nenrich = false\n')
     settings = load_settings(str(path), env={"SPMIRROR_SYNC_INTERVAL": "2m"})
     assert settings[("sync", "interval")] == 120.0
-    assert settings.origins[("sync", "interval")] == "environment SPMIRROR_SYNC_INTERVAL"
+    assert str(settings.origins[("sync", "interval")]) == "environment SPMIRROR_SYNC_INTERVAL"
     assert settings[("sync", "enrich")] is False
 
 
@@ -121,7 +126,8 @@ def test_short_environment_names(isolated, name, value, setting):
     """SPMIRROR_API_URL, SPMIRROR_API_KEY and SPMIRROR_DB set the URL, the key and the database."""
     settings = load_settings(None, env={name: value})
     assert settings[setting] == value
-    assert settings.origins[setting] == f"environment {name}"
+    assert settings.origins[setting] == Origin("environment", name)
+    assert str(settings.origins[setting]) == f"environment {name}"
 
 
 def test_short_names_accessors(isolated):
@@ -182,7 +188,7 @@ def test_every_long_environment_name(isolated, setting):
         raw = parsed = str(write(isolated / "key.txt", "from-file\n"))
     settings = load_settings(None, env={setting.env_name: raw})
     assert settings[name] == parsed
-    assert settings.origins[name] == f"environment {setting.env_name}"
+    assert settings.origins[name] == Origin("environment", setting.env_name)
 
 
 # --- value formats ------------------------------------------------------------------------------
@@ -327,35 +333,150 @@ def test_toml_types_that_are_not_text_are_rejected(isolated):
 # --- unknown names, bad files ------------------------------------------------------------------
 
 
-def test_unknown_key_in_file_is_an_error(isolated):
-    """A misspelt key in the file is reported with its section, key and the file."""
-    path = write(isolated / "c.toml", '[sync]\nintervall = "5m"\n')
+# Every setting's key; a hint that names more than one of them is a dump, not a suggestion.
+ALL_KEYS = {s.key for s in SETTINGS}
+ALL_ENV_NAMES = {s.env_name for s in SETTINGS} | {"SPMIRROR_DB", "SPMIRROR_CONFIG"}
+
+
+def names_in(problem: str, names: set[str]) -> set[str]:
+    return {n for n in names if re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", problem)}
+
+
+def test_unknown_key_in_file_suggests_the_closest(isolated):
+    """A misspelt key is one line: file and line, the key, and the closest key of its section."""
+    path = write(isolated / "c.toml", '[sync]\nenrich = true\nintervall = "5m"\n')
     (problem,) = problems_of(path, {})
-    assert "[sync] intervall" in problem
-    assert str(path) in problem
-    assert "interval" in problem  # the known keys are listed as a hint
+    assert problem == f"{path}:3: unknown setting [sync] intervall; did you mean [sync] interval?"
 
 
-def test_unknown_section_in_file_is_an_error(isolated):
-    """An unknown section is reported, with the known sections listed."""
-    path = write(isolated / "c.toml", "[synch]\ninterval = 5\n")
+def test_key_in_the_wrong_section_names_its_section(isolated):
+    """A key of another section, or close to one, is pointed at the section that has it."""
+    path = write(isolated / "c.toml", '[api]\ninterval = "5m"\n[sync]\nlisten = "127.0.0.1:1"\n'
+                                      '[logging]\nwatch_intervall = 2\n')
+    problems = problems_of(path, {})
+    assert problems == [
+        f"{path}:2: unknown setting [api] interval; did you mean [sync] interval?",
+        f"{path}:4: unknown setting [sync] listen; did you mean [webhooks] listen?",
+        f"{path}:6: unknown setting [logging] watch_intervall; did you mean [daemon] watch_interval?",
+    ]
+
+
+def test_unknown_key_without_a_close_one_points_at_the_example(isolated):
+    """With nothing close, the line points at `spmirror config --example` instead of listing keys."""
+    path = write(isolated / "c.toml", "[api]\nmystery = 1\n")
     (problem,) = problems_of(path, {})
-    assert "[synch] interval" in problem and str(path) in problem
-    assert "sync" in problem
+    assert problem == f"{path}:2: unknown setting [api] mystery; `spmirror config --example` documents every setting"
+    assert names_in(problem, ALL_KEYS) == set()
 
 
-def test_top_level_value_in_file_is_an_error(isolated):
-    """A key outside any [section] is reported by name."""
-    path = write(isolated / "c.toml", 'interval = "5m"\n')
+def test_unknown_section_suggests_the_closest_once(isolated):
+    """A misspelt section is one line however many keys it holds, naming the closest section."""
+    path = write(isolated / "c.toml", '[api]\nattempts = 2\n\n[synch]\ninterval = 5\nenrich = true\n')
     (problem,) = problems_of(path, {})
-    assert "interval" in problem and str(path) in problem
+    assert problem == f"{path}:4: unknown section [synch]; did you mean [sync]?"
 
 
-def test_unknown_environment_variable_is_an_error(isolated):
-    """An SPMIRROR_ variable that is no setting is reported by name, without its value."""
-    (problem,) = problems_of(None, {"SPMIRROR_SYNC_INTERVALL": SECRET})
-    assert "SPMIRROR_SYNC_INTERVALL" in problem
+def test_unknown_section_without_a_close_one_lists_the_six_sections(isolated):
+    """With nothing close, the (few) section names are listed, and no key."""
+    path = write(isolated / "c.toml", "[zzz]\nx = 1\n")
+    (problem,) = problems_of(path, {})
+    assert problem.startswith(f"{path}:1: unknown section [zzz]; the sections are api, database, sync")
+    assert names_in(problem, ALL_KEYS - {"api", "database", "sync", "logging", "daemon", "webhooks"}) == set()
+
+
+def test_top_level_value_in_file_names_its_section(isolated):
+    """A key outside any [section] is reported by name, with the section it belongs in."""
+    path = write(isolated / "c.toml", 'interval = "5m"\n[sync]\nenrich = true\n')
+    (problem,) = problems_of(path, {})
+    assert problem == f"{path}:1: `interval` is outside any [section]; did you mean [sync] interval?"
+
+
+def test_section_given_as_a_value_is_an_error(isolated):
+    """`sync = 5` is reported as a section written as a value."""
+    path = write(isolated / "c.toml", "sync = 5\n")
+    (problem,) = problems_of(path, {})
+    assert "`sync`" in problem and "[sync]" in problem and str(path) in problem
+
+
+@pytest.mark.parametrize(("name", "meant"), [
+    ("SPMIRROR_SYNC_INTERVALL", "SPMIRROR_SYNC_INTERVAL"),
+    ("SPMIRROR_APIKEY", "SPMIRROR_API_KEY"),
+    ("SPMIRROR_API_KEYFILE", "SPMIRROR_API_KEY_FILE"),
+    ("SPMIRROR_DATABASE", "SPMIRROR_DATABASE_PATH"),
+    ("SPMIRROR_D", "SPMIRROR_DB"),
+    ("SPMIRROR_CONFIGG", "SPMIRROR_CONFIG"),
+    ("SPMIRROR_WEBHOOK_TOKEN", "SPMIRROR_WEBHOOKS_TOKEN"),
+])
+def test_unknown_environment_variable_suggests_the_closest(isolated, name, meant):
+    """A misspelt SPMIRROR_ variable is one line naming it and the closest name, never its value."""
+    (problem,) = problems_of(None, {name: SECRET})
+    assert problem == f"{name}: not a setting; did you mean {meant}?"
     assert SECRET not in problem
+
+
+def test_unknown_environment_variable_without_a_close_one(isolated):
+    """With nothing close, the line points at `spmirror config --example` instead of listing names."""
+    (problem,) = problems_of(None, {"SPMIRROR_BOGUS": SECRET})
+    assert problem == "SPMIRROR_BOGUS: not a setting; `spmirror config --example` documents every setting"
+    assert names_in(problem, ALL_ENV_NAMES) == set()
+
+
+def test_typos_everywhere_are_all_reported_at_once(isolated):
+    """Misspelt names in the file and the environment, and bad values, come in one error, one line each."""
+    path = write(isolated / "c.toml", '[synch]\ninterval = 5\n[api]\natempts = 2\nread_timeout = "soon"\n')
+    env = {"SPMIRROR_SYNC_INTERVALL": "5m", "SPMIRROR_LOGGING_LEVEL": "loud"}
+    problems = problems_of(path, env)
+    assert problems == [
+        f"{path}:1: unknown section [synch]; did you mean [sync]?",
+        f"{path}:4: unknown setting [api] atempts; did you mean [api] attempts?",
+        "SPMIRROR_SYNC_INTERVALL: not a setting; did you mean SPMIRROR_SYNC_INTERVAL?",
+        f"[api] read_timeout ({path}:5): expected a duration such as 30s, 5m or 1h; got 'soon'",
+        "[logging] level (environment SPMIRROR_LOGGING_LEVEL): expected one of debug, info, warning, error; "
+        "got 'loud'",
+    ]
+
+
+# --- origins: file lines, the command line --------------------------------------------------
+
+
+def test_a_name_on_two_lines_gets_no_line_rather_than_a_wrong_one(isolated):
+    """A line inside a multi-line string that looks like a key leaves the real key without a line."""
+    path = write(isolated / "c.toml", '[webhooks]\ntoken = """\nlisten = "x"\n"""\nlisten = "bad"\n')
+    (problem,) = problems_of(path, {})
+    assert problem.startswith(f"[webhooks] listen ({path}): ")
+
+
+def test_dotted_keys_and_inline_tables_load_without_a_line(isolated):
+    """Keys written dotted or inline load as usual; their origin is the file, without a line."""
+    path = write(isolated / "c.toml", 'sync.interval = "1m"\napi = { attempts = 2 }\n')
+    settings = load_settings(str(path), env={})
+    assert settings[("sync", "interval")] == 60.0 and settings[("api", "attempts")] == 2
+    assert settings.origins[("sync", "interval")] == Origin("file", str(path))
+    assert settings.origins[("api", "attempts")] == Origin("file", str(path))
+
+
+def test_command_line_override_wins_and_is_named(isolated):
+    """A command-line value wins over the environment and the file, and its origin names the option."""
+    path = write(isolated / "c.toml", '[database]\npath = "file.db"\n')
+    settings = load_settings(str(path), env={"SPMIRROR_DB": "env.db"},
+                             overrides={("database", "path"): ("cli.db", "--db")})
+    assert settings.database_path == Path("cli.db")
+    assert settings.origins[("database", "path")] == Origin("command line", "--db")
+    assert str(settings.origins[("database", "path")]) == "command line --db"
+
+
+def test_bad_command_line_value_is_reported_with_the_option(isolated):
+    """A bad command-line value is checked like any other and reported naming the option."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, env={}, overrides={("api", "attempts"): ("0", "--attempts")})
+    (problem,) = caught.value.problems
+    assert problem == "[api] attempts (command line --attempts): expected 1..100; got '0'"
+
+
+def test_state_directory_database_names_its_origin(isolated):
+    """Under systemd the database path comes from $STATE_DIRECTORY, and its origin says so."""
+    settings = load_settings(None, env={"STATE_DIRECTORY": "/var/lib/spmirror"})
+    assert str(settings.origins[("database", "path")]) == "environment STATE_DIRECTORY"
 
 
 def test_other_environment_variables_are_ignored(isolated):
@@ -440,7 +561,8 @@ def test_key_file_is_read_and_stripped(isolated):
     path = write(isolated / "c.toml", f'[api]\nkey_file = "{key_file}"\n')
     settings = load_settings(str(path), env={})
     assert settings.api_key == SECRET
-    assert settings.origins[("api", "key")] == f"file {key_file}"
+    assert settings.origins[("api", "key")] == Origin("key file", str(key_file))
+    assert str(settings.origins[("api", "key")]) == f"key file {key_file}"
 
 
 def test_key_wins_over_key_file(isolated):
@@ -471,7 +593,7 @@ def test_credentials_directory_supplies_the_key(isolated):
     write(creds / "api_key", f"{SECRET}\n")
     settings = load_settings(None, env={"CREDENTIALS_DIRECTORY": str(creds)})
     assert settings.api_key == SECRET
-    assert settings.origins[("api", "key")] == f"file {creds / 'api_key'}"
+    assert str(settings.origins[("api", "key")]) == f"credential {creds / 'api_key'}"
 
 
 def test_credentials_directory_without_api_key_is_fine(isolated):
@@ -628,7 +750,7 @@ def test_search_system_file_comes_last(places, system_file):
     assert find_config_file(None, env) == system_file
     settings = load_settings(None, env=env)
     assert settings.source == system_file and settings[("api", "attempts")] == 5
-    assert settings.origins[("api", "attempts")] == str(system_file)
+    assert settings.origins[("api", "attempts")] == Origin("file", str(system_file), 2)
 
 
 def test_production_searches_etc_last():
@@ -646,6 +768,23 @@ def test_searched_file_is_loaded(isolated):
 
 
 # --- the example file ---------------------------------------------------------------------------
+
+
+def test_example_ships_in_the_package_and_the_top_level_file_is_the_same():
+    """The packaged example is the source; the repository's top-level file is the very same text
+    (a symlink to it), and example_text() reads the packaged one."""
+    assert PACKAGED_EXAMPLE.is_file() and not PACKAGED_EXAMPLE.is_symlink()
+    assert EXAMPLE.read_bytes() == PACKAGED_EXAMPLE.read_bytes()
+    assert config.example_text() == PACKAGED_EXAMPLE.read_text(encoding="utf-8")
+
+
+def test_example_gives_no_problem_and_no_hint_names_a_file_a_pip_install_lacks():
+    """The example loads without a problem, and no hint in mirror/config.py sends a user to the
+    repository's config.example.toml (a pip install has only `spmirror config --example`)."""
+    load_settings(str(PACKAGED_EXAMPLE), env={})
+    source = Path(config.__file__).read_text(encoding="utf-8")
+    assert "see config.example.toml" not in source and "in config.example.toml" not in source
+    assert config.SEE_EXAMPLE == "`spmirror config --example` documents every setting"
 
 
 def test_example_config_loads_and_gives_the_defaults(isolated):

@@ -164,7 +164,7 @@ def test_the_push_shows_n_of_m_with_a_rate_and_the_summary_counts_the_edits(mirr
 
 def test_245_remote_edits_are_one_line_on_a_terminal_and_245_events_in_the_json_log(sim, tmp_path):
     """The same 245 remote edits: one summary line on a terminal, one console line each with
-    verbose (level debug), and 245 customer_updated events in the JSON log off a terminal."""
+    `spmirror -v` (as with level debug), and 245 customer_updated events in the JSON log off a terminal."""
     quiet, verbose, piped = (Mirror(sim, tmp_path / name) for name in ("quiet", "verbose", "piped"))
     for mirror in (quiet, verbose, piped):
         mirror.home.mkdir()
@@ -177,7 +177,7 @@ def test_245_remote_edits_are_one_line_on_a_terminal_and_245_events_in_the_json_
     assert re.fullmatch(rf"Pulled {CUSTOMERS} customers \(245 changed\) in [\d.]+ s", out.screen()[0])
     assert "customer_updated" not in out.raw
 
-    loud = verbose.on_terminal("sync", SPMIRROR_LOGGING_LEVEL="debug")
+    loud = verbose.on_terminal("-v", "sync")
     assert loud.code == 0, loud.raw
     assert sum("customer_updated" in line for line in loud.screen()) == 245
     assert loud.screen()[-1].startswith(f"Pulled {CUSTOMERS} customers (245 changed)")

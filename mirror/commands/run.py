@@ -25,11 +25,12 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror.cli import apply_logging, settings_for
+    from mirror.arguments import apply_logging, settings_for
     from mirror.daemon import Daemon
 
     try:
-        return Daemon(settings, lambda: settings_for(args), apply_logging).run()
+        verbose = getattr(args, "verbose", False)
+        return Daemon(settings, lambda: settings_for(args), lambda s: apply_logging(s, verbose=verbose)).run()
     except LockBusy as exc:
         print(f"Error: another spmirror run already serves {settings.database_path}: {exc.holder}\n"
               f"Try: systemctl status spmirror, or stop the other process first", file=sys.stderr)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+from typing import TextIO
 
-from mirror.arguments import non_negative_int, port
+from mirror.arguments import non_negative_int, port, program
 from mirror.exit_codes import EXIT_OK
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
-        "simulate", help="serve the bundled Solar Proof API simulator",
+        "simulate", parents=[common], help="serve the bundled Solar Proof API simulator",
         description="Serve a fake Solar Proof apidata.php with seeded Australian customers, for "
-        "demos, tests and benchmarks. Prints its URL and API key once it is listening.",
+        "demos, tests and benchmarks. Prints its URL and API key once it is listening, then the lines to "
+        "paste to sync a mirror against it.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=port, default=8765, help="port to bind; 0 picks a free one (default 8765)")
@@ -62,7 +66,48 @@ def run(args: argparse.Namespace, _settings) -> int:
     # Imported here: the simulator is a separate program that happens to ship with the mirror.
     from mirror.simulator.server import serve_forever
 
-    serve_forever(host=args.host, port=args.port, customers=args.customers, seed=args.seed,
-                  api_key=args.api_key, order=args.order, latency_ms=args.latency_ms,
-                  quirks=quirks_from(args))
+    announced = _ThenHowToSync(sys.stdout)
+    sys.stdout = announced
+    try:
+        serve_forever(host=args.host, port=args.port, customers=args.customers, seed=args.seed,
+                      api_key=args.api_key, order=args.order, latency_ms=args.latency_ms,
+                      quirks=quirks_from(args))
+    finally:
+        sys.stdout = announced.stream
     return EXIT_OK
+
+
+def how_to_sync(url: str, key: str) -> str:
+    """The lines to paste into another shell to sync a mirror against the simulator at `url`."""
+    me = program()
+    return "\n".join([
+        "To sync a mirror against it, in another shell:",
+        f"  export SPMIRROR_API_URL={shlex.quote(url)} SPMIRROR_API_KEY={shlex.quote(key)}",
+        f"  {me} --db simulated.db sync",
+        f"  {me} --db simulated.db status",
+        "Ctrl-C stops the simulator.",
+    ]) + "\n"
+
+
+class _ThenHowToSync:
+    """stdout while the simulator starts: its two ready lines ("... listening on URL", "API key:
+    KEY", as serve_forever documents them, and which scripts read by their last word) pass
+    through first and unchanged; the lines to paste follow them."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self._start: str | None = ""
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        if self._start is not None:
+            self._start += text
+            lines = self._start.split("\n")
+            if len(lines) > 2:
+                self._start = None
+                self.stream.write(how_to_sync(lines[0].split()[-1], lines[1].partition(": ")[2]))
+                self.stream.flush()
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)

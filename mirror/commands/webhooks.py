@@ -13,15 +13,16 @@ import sys
 from mirror.api import SolarProofClient
 from mirror.clock import utc_now_text
 from mirror.config import Settings
-from mirror.errors import ApiError, NotFoundError
-from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from mirror.errors import (ApiError, AuthError, EndpointError, HostNotFoundError, NotFoundError,
+                           TransientApiError)
+from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.store import Store
 from mirror.webhooks import EVENTS
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
-        "webhooks", help="subscribe to, unsubscribe from, or list Solar Proof webhooks",
+        "webhooks", parents=[common], help="subscribe to, unsubscribe from, or list Solar Proof webhooks",
         description=__doc__.split("\n\n")[1],
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -60,8 +61,7 @@ def run_subscribe(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 client.subscribe_webhook(hook_url, event)
             except ApiError as exc:
-                print(f"Error: subscribing {event}: {exc}", file=sys.stderr)
-                return EXIT_FAILURE
+                return _failed(f"subscribing {event}", exc, "subscribe")
             with store.transaction() as db:
                 db.execute("INSERT OR REPLACE INTO webhook_subscriptions (hook_url, event, base_url, subscribed_at) "
                            "VALUES (?, ?, ?, ?)", (hook_url, event, base, utc_now_text()))
@@ -80,8 +80,7 @@ def run_unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
             except NotFoundError:
                 pass  # Solar Proof no longer had it; forget it here too
             except ApiError as exc:
-                print(f"Error: unsubscribing {_shown(hook_url)}: {exc}", file=sys.stderr)
-                return EXIT_FAILURE
+                return _failed(f"unsubscribing {_shown(hook_url)}", exc, "unsubscribe")
             with store.transaction() as db:
                 db.execute("DELETE FROM webhook_subscriptions WHERE hook_url = ?", (hook_url,))
             print(f"unsubscribed {_shown(hook_url)}")
@@ -96,6 +95,21 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         print(f"{row['event']:<24} {_shown(row['hook_url'])}  since {row['subscribed_at']}")
     return EXIT_OK
+
+
+def _failed(doing: str, exc: ApiError, action: str) -> int:
+    """One Error line and one Try line for a call the API did not take; 75 when trying later may work."""
+    if isinstance(exc, TransientApiError):
+        hint, code = f"spmirror webhooks {action} again later", EXIT_UNAVAILABLE
+    elif isinstance(exc, (EndpointError, HostNotFoundError)):
+        hint, code = "check [api] url / SPMIRROR_API_URL", EXIT_USAGE
+    elif isinstance(exc, AuthError):
+        hint, code = "check [api] key (SPMIRROR_API_KEY, [api] key_file or LoadCredential=api_key)", EXIT_USAGE
+    else:
+        hint, code = ("check --url (a public https:// address ending in /webhooks/<token>) and [api] url",
+                      EXIT_USAGE)
+    print(f"Error: {doing}: {exc}\nTry: {hint}", file=sys.stderr)
+    return code
 
 
 def _shown(url: str) -> str:

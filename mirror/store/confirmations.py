@@ -12,15 +12,17 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from mirror.merge import same
+from mirror.models import as_stored
 
 
 def record_sent(db, remote_id: int, values: Mapping[str, Any], run_id: str, now: str) -> None:
-    """Inside the caller's transaction: these values went to Solar Proof for this customer."""
+    """Inside the caller's transaction: these values went to Solar Proof for this customer (each
+    kept as the customer column held it, so a message names the integer 2, not '2')."""
     db.executemany(
         "INSERT INTO unconfirmed_writes (pkcustomerid, field, sent_value, sent_at, run_id) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT(pkcustomerid, field) DO UPDATE SET sent_value=excluded.sent_value, sent_at=excluded.sent_at, "
         "run_id=excluded.run_id",
-        [(remote_id, name, None if value is None else str(value), now, run_id) for name, value in values.items()],
+        [(remote_id, name, as_stored(value), now, run_id) for name, value in values.items()],
     )
     # The listing's text may not change at all (an ignored field): never skip this record unread.
     db.execute("UPDATE customer_base SET raw_hash='', content_hash='' WHERE pkcustomerid=?", (remote_id,))

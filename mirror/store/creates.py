@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from mirror.customer import WRITABLE_FIELDS, email_key
+from mirror.models import as_stored
 from mirror.store import FIELDS, Store
 from mirror.store.confirmations import record_sent
 
@@ -112,7 +113,7 @@ def record_created(store: Store, local_id: int, remote_id: int, sent: Mapping[st
         settle_state(db, local_id)
         db.execute("DELETE FROM create_intents WHERE local_id=?", (local_id,))
         record_sent(db, remote_id, sent, run_id, now)
-        db.execute(HISTORY, (now, remote_id, "(created)", None, _text(sent.get("customeremail")), how, run_id))
+        db.execute(HISTORY, (now, remote_id, "(created)", None, as_stored(sent.get("customeremail")), how, run_id))
 
 
 def settle_state(db, local_id: int) -> None:
@@ -170,7 +171,7 @@ def adopt_by_hand(store: Store, local_id: int, remote_id: int, run_id: str, now:
         db.execute("UPDATE customers SET pkcustomerid=?, sync_state='pending', sync_error=NULL WHERE id=?",
                    (remote_id, local_id))
         db.execute("DELETE FROM create_intents WHERE local_id=?", (local_id,))
-        db.execute(HISTORY, (now, remote_id, "(created)", None, _text(sent.get("customeremail")),
+        db.execute(HISTORY, (now, remote_id, "(created)", None, as_stored(sent.get("customeremail")),
                              "local (adopted by hand)", run_id))
     return (f"row {local_id} is now customer {remote_id}; the next sync merges it with Solar Proof "
             "(your corrections pushed, their changes pulled)")
@@ -191,7 +192,3 @@ def _check_new_row(db, local_id: int, option: str) -> None:
         raise LookupError(f"no row with id {local_id} in customers (for {option}, give the row's customers.id)")
     if row[0] is not None:
         raise LookupError(f"row {local_id} is customer {row[0]} already; {option} is for a new row (pkcustomerid NULL)")
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)

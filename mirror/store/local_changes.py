@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from mirror.merge import same
+from mirror.models import as_stored
 from mirror.store import FIELDS, Store, to_json
 from mirror.store.confirmations import record_sent
 from mirror.store.remote_writes import record_conflicts
@@ -114,7 +115,7 @@ def mark_error(store: Store, local_id: int, message: str, intended: Mapping[str,
     with store.transaction() as db:
         db.execute("UPDATE customers SET sync_state='error', sync_error=? WHERE id=?", (message, local_id))
         remote_id = db.execute("SELECT pkcustomerid FROM customers WHERE id=?", (local_id,)).fetchone()
-        db.executemany(_HISTORY, [(now, remote_id[0] if remote_id else None, name, None, _text(value),
+        db.executemany(_HISTORY, [(now, remote_id[0] if remote_id else None, name, None, as_stored(value),
                                    "local (not pushed)", run_id) for name, value in intended.items()])
 
 
@@ -135,7 +136,7 @@ def restore_deleted(store: Store, row: LocalRow, run_id: str, now: str) -> bool:
             f"INSERT INTO customers ({', '.join(FIELDS)}, sync_state) VALUES ({', '.join('?' * len(FIELDS))}, 'synced')",
             tuple(base[n] for n in FIELDS),
         )
-        db.execute(_HISTORY, (now, row.remote_id, "(restored)", None, _text(base.get("customeremail")),
+        db.execute(_HISTORY, (now, row.remote_id, "(restored)", None, as_stored(base.get("customeremail")),
                               "local delete not pushed", run_id))
     return True
 
@@ -151,7 +152,7 @@ def record_remote_delete(store: Store, row: LocalRow, run_id: str, now: str) -> 
              row.base.get("customersurname"), to_json(record)),
         )
         db.execute("DELETE FROM customer_base WHERE pkcustomerid=?", (row.remote_id,))
-        db.execute(_HISTORY, (now, row.remote_id, "(deleted)", _text(row.base.get("customeremail")), None,
+        db.execute(_HISTORY, (now, row.remote_id, "(deleted)", as_stored(row.base.get("customeremail")), None,
                               "local", run_id))
 
 
@@ -188,8 +189,8 @@ def record_update(
         if names:
             db.execute(f"UPDATE customer_base SET {', '.join(f'{n}=?' for n in names)} WHERE pkcustomerid=?",
                        (*(base[n] for n in names), row.remote_id))
-        db.executemany(_HISTORY, [(now, row.remote_id, n, _text(row.base.get(n)), _text(pushed[n]), "local", run_id)
-                                  for n in sorted(pushed)])
+        db.executemany(_HISTORY, [(now, row.remote_id, n, as_stored(row.base.get(n)), as_stored(pushed[n]), "local",
+                                   run_id) for n in sorted(pushed)])
         if pushed:
             record_sent(db, row.remote_id, pushed, run_id, now)
         if current is None:
@@ -199,7 +200,7 @@ def record_update(
             db.execute(f"UPDATE customers SET {', '.join(f'{n}=?' for n in sorted(to_row))} WHERE id=?",
                        (*(to_row[n] for n in sorted(to_row)), row.local_id))
             current.update(to_row)
-        db.executemany(_HISTORY, [(now, row.remote_id, n, _text(local_value), _text(remote_value),
+        db.executemany(_HISTORY, [(now, row.remote_id, n, as_stored(local_value), as_stored(remote_value),
                                    "local overridden (remote_wins)", run_id)
                                   for n, (local_value, remote_value) in overridden.items() if n in to_row])
         # A conflict is judged against the row as it is now: an edit made meanwhile may settle it.
@@ -285,7 +286,7 @@ def resolve(store: Store, remote_id: int, take: str, run_id: str, now: str) -> s
             db.execute(f"UPDATE customers SET {', '.join(f'{n}=?' for n in names)} WHERE id=?",
                        (*(base.get(n) for n in names), local_id))
         db.execute("UPDATE customers SET sync_state='pending', sync_error=NULL WHERE id=?", (local_id,))
-        db.executemany(_HISTORY, [(now, remote_id, n, _text(current.get(n)), _text(base.get(n)),
+        db.executemany(_HISTORY, [(now, remote_id, n, as_stored(current.get(n)), as_stored(base.get(n)),
                                    "local (resolved: take remote)", run_id) for n in names])
     return f"customer {remote_id}: {', '.join(names) or 'nothing'} set back to the remote value"
 

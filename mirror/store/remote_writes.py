@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 from mirror.changes import CREATE, UPDATE, RemoteChange
 from mirror.customer import Customer, email_key
 from mirror.merge import merge_fields, same
+from mirror.models import as_stored
 from mirror.store import FIELDS, Store, to_json
 from mirror.store.confirmations import check_sent, forget_sent
 from mirror.store.creates import settle_state, waiting_emails
@@ -54,7 +55,13 @@ _HISTORY_INSERT = (
 )
 
 
-def _history_value(value: Any) -> str | None:
+def _history_value(value: Any) -> Any:
+    """A value for customer_changes: as the customer column holds it (the integer 2, not '2')."""
+    return as_stored(value)
+
+
+def _conflict_text(value: Any) -> str | None:
+    # customer_conflicts keeps text: settle_conflicts compares the row's value with it as text.
     return None if value is None else str(value)
 
 
@@ -212,7 +219,7 @@ def record_conflicts(db, remote_id: int, conflicts: dict[str, tuple], now: str) 
         "INSERT INTO customer_conflicts (pkcustomerid, field, base_value, local_value, remote_value, seen_at) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(pkcustomerid, field) DO UPDATE SET base_value=excluded.base_value, "
         "local_value=excluded.local_value, remote_value=excluded.remote_value, seen_at=excluded.seen_at",
-        [(remote_id, name, *(_history_value(v) for v in values), now) for name, values in conflicts.items()],
+        [(remote_id, name, *(_conflict_text(v) for v in values), now) for name, values in conflicts.items()],
     )
     db.execute(
         "UPDATE customers SET sync_state='conflict', sync_error=? WHERE pkcustomerid=?",
