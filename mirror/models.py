@@ -312,6 +312,9 @@ class CreateIntent(SQLModel, table=True):
     sent_json: Optional[str] = None
     # 1 when Solar Proof answered success without an id: it exists, so it is never sent again.
     acknowledged: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    # 1 once a walk found several candidates or a near miss: only `spmirror resolve ROW --adopt ID |
+    # --create-again` settles it (an edit of the row does not send the create again).
+    needs_person: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
 
 
 class UnconfirmedWrite(SQLModel, table=True):

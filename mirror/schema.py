@@ -238,5 +238,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         _SEARCH_INDEX,
         "INSERT INTO customers_fts(customers_fts) VALUES ('rebuild')",
         *_TRIGGERS,
+        # A create a walk could not match with certainty waits for `spmirror resolve`, whatever
+        # else happens to its row (an edit must not send it again).
+        "ALTER TABLE create_intents ADD COLUMN needs_person INTEGER DEFAULT 0 NOT NULL",
     ),
 )

@@ -22,7 +22,7 @@ from mirror.store import FIELDS, StoreBusy
 _PENDING = (
     f"SELECT c.id, c.pkcustomerid, {', '.join('c.' + name for name in FIELDS)} FROM customers c "
     "WHERE c.sync_state = 'pending' AND NOT (c.pkcustomerid IS NULL AND c.id IN "
-    "(SELECT local_id FROM create_intents WHERE complete_walks_since < 2 OR acknowledged = 1))"
+    "(SELECT local_id FROM create_intents WHERE complete_walks_since < 2 OR acknowledged = 1 OR needs_person = 1))"
 )
 # Customers deleted locally (a base with no row): a push restores them, or deletes them remotely.
 _DELETED = ("SELECT b.pkcustomerid FROM customer_base b WHERE NOT EXISTS "

@@ -174,6 +174,17 @@ def test_a_directory_given_as_the_database_exits_2(server, tmp_path):
     assert_one_error(result, 2, "mirror.db")
 
 
+def test_a_file_that_is_not_a_mirror_exits_2_from_sync(server, tmp_path):
+    """`spmirror sync --db` naming a file that is not a SQLite mirror: one line naming it, exit 2, nothing sent."""
+    (tmp_path / "notes.db").write_text("my shopping list, not a database")
+    env = clean_env(tmp_path, SPMIRROR_API_URL=server.url, SPMIRROR_API_KEY=KEY)
+    writes = len(server.account.write_log())
+    result = spmirror("sync", "--db", "notes.db", env=env, cwd=tmp_path)
+    assert_one_error(result, 2, "notes.db", "not a usable SQLite database", "--db")
+    assert len(server.account.write_log()) == writes
+    assert (tmp_path / "notes.db").read_text() == "my shopping list, not a database"
+
+
 def test_debug_shows_the_traceback_and_the_json_log_keeps_it(server, tmp_path):
     """With --debug the traceback is printed to stderr before the Error line; without it, only the JSON log line
     (command_failed, for a service's journal) holds it."""

@@ -372,8 +372,11 @@ def test_without_getcustomer_an_edit_of_a_customer_sharing_an_email_is_sent_afte
     record = m.sim.account.get(second)
     assert (record["phone1"], record["phone2"]) == ("0400 606 606", "0422 111 222")
     row = row_of(m.db, second)
+    # Sent after the walk, so no read has confirmed it yet: pending, saying so, until the next walk.
     assert (row["customerphone1"], row["customerphone2"], row["sync_state"]) == (
-        "0400 606 606", "0422 111 222", "synced")
+        "0400 606 606", "0422 111 222", "pending")
+    assert "the next complete walk confirms" in row["sync_error"]
+    assert m.sync()[0] == EXIT_OK and row_of(m.db, second)["sync_state"] == "synced"
     assert [e["body"]["data"]["pkcustomerid"] for e in m.sent_since(mark)] == [second]
     assert m.sim.account.get(first)["phone1"] != "0400 606 606"
 

@@ -590,11 +590,12 @@ def check_wire_error(exc: WireError, records: list[Any]) -> None:
     assert isinstance(exc.field, str) and exc.field, exc
     if exc.field == "<record>":
         return
-    holders = [c for r in records for c in _candidates(r) if exc.field in c]
-    if holders:
-        assert any(h[exc.field] is exc.value or h[exc.field] == exc.value for h in holders), exc
-    else:
-        assert exc.field in ID_KEYS and exc.value is None, exc
+    candidates = [c for r in records for c in _candidates(r)]
+    if any(exc.field in c and (c[exc.field] is exc.value or c[exc.field] == exc.value) for c in candidates):
+        return  # it names a value some record holds
+    # Otherwise it is the id key some record lacks (in a list, another record may hold it).
+    assert exc.field in ID_KEYS and exc.value is None, exc
+    assert any(c.get(exc.field) is None for c in candidates), exc
 
 
 def check_customer(customer, record: Any) -> None:

@@ -286,6 +286,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
         pass  # refused before the run began: no sync_runs row, no write anywhere
     except StoreBusy as exc:
         result, error, code = "busy", str(exc), EXIT_UNAVAILABLE
+    except StoreError as exc:  # a file that is not a usable mirror: a user's path, not a bug
+        error, code = str(exc), EXIT_USAGE
     except MirrorError as exc:
         error = str(exc)
     finally:
@@ -309,6 +311,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
         elif code == EXIT_USAGE and error.startswith("the API refused the key"):
             hint = ("check [api] key (SPMIRROR_API_KEY, [api] key_file or LoadCredential=api_key): a new key for "
                     "this account needs spmirror rekey; a key of another account needs its own database file")
+        elif code == EXIT_USAGE and error.startswith(str(settings.database_path)):
+            hint = "check --db / SPMIRROR_DB / [database] path: it must be a mirror file this user can write"
         elif code == EXIT_USAGE:
             hint = (f"check [api] url (now {redact_url(settings[('api', 'url')])}); the Solar Proof API is "
                     "https://solarproof.com.au/apidata.php")

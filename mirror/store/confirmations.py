@@ -52,6 +52,23 @@ def check_sent(db, seen: Iterable[tuple[int, Mapping[str, Any], frozenset[str]]]
     return not_taken
 
 
+def waiting_ids(db) -> set[int]:
+    """Customers with a sent value no read has confirmed yet."""
+    return {row[0] for row in db.execute("SELECT DISTINCT pkcustomerid FROM unconfirmed_writes")}
+
+
+def settle_confirmed(db, remote_ids: Iterable[int], fields: Iterable[str]) -> None:
+    """Rows left 'pending' only to wait for a read of what was sent: once nothing sent waits any
+    more and the row equals what Solar Proof holds (its base), they are 'synced'."""
+    equal = " AND ".join(f"c.{name} IS b.{name}" for name in fields)
+    db.executemany(
+        f"UPDATE customers SET sync_state='synced', sync_error=NULL WHERE pkcustomerid=? AND sync_state='pending' "
+        f"AND NOT EXISTS (SELECT 1 FROM unconfirmed_writes u WHERE u.pkcustomerid = customers.pkcustomerid) "
+        f"AND EXISTS (SELECT 1 FROM customers c JOIN customer_base b ON b.pkcustomerid = c.pkcustomerid "
+        f"WHERE c.id = customers.id AND {equal})",
+        [(remote_id,) for remote_id in remote_ids])
+
+
 def forget_sent(db, remote_ids: Iterable[int]) -> None:
     """The customers are gone: nothing left to confirm."""
     db.executemany("DELETE FROM unconfirmed_writes WHERE pkcustomerid=?", [(i,) for i in remote_ids])

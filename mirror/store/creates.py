@@ -71,7 +71,7 @@ def open_intents(db) -> list[OpenIntent]:
         f"SELECT i.local_id, i.sent_json, i.sent_at, i.acknowledged, i.complete_walks_since, "
         f"{', '.join('c.' + name for name in WRITABLE_FIELDS)} FROM create_intents i "
         f"JOIN customers c ON c.id = i.local_id WHERE c.pkcustomerid IS NULL AND c.sync_state = 'pending' "
-        f"ORDER BY i.local_id"
+        f"AND i.needs_person = 0 ORDER BY i.local_id"
     ).fetchall()
     intents = []
     for row in rows:
@@ -89,7 +89,7 @@ def waiting_emails(db) -> set[str]:
 def count_walk_for_intents(store: Store) -> None:
     """A complete walk ended: creates still open were not found by it."""
     with store.transaction() as db:
-        db.execute("UPDATE create_intents SET complete_walks_since = complete_walks_since + 1")
+        db.execute("UPDATE create_intents SET complete_walks_since = complete_walks_since + 1 WHERE needs_person = 0")
 
 
 def record_created(store: Store, local_id: int, remote_id: int, sent: Mapping[str, Any], how: str,
@@ -139,6 +139,7 @@ def flag_candidates(db, local_id: int, kind: str, remote_ids: tuple[int, ...], s
                f"If one is this row's customer: spmirror resolve {local_id} --adopt PKCUSTOMERID; "
                f"if none is: spmirror resolve {local_id} --create-again")
     db.execute("UPDATE customers SET sync_state='error', sync_error=? WHERE id=?", (message, local_id))
+    db.execute("UPDATE create_intents SET needs_person=1 WHERE local_id=?", (local_id,))
     return message
 
 

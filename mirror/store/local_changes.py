@@ -35,6 +35,7 @@ class LocalRow:
     intent_sent_at: str | None = None  # a create that was sent before and never confirmed
     intent_walks: int = 0  # complete walks since that create that found no candidate
     intent_acknowledged: bool = False  # Solar Proof said it created it (without an id)
+    intent_needs_person: bool = False  # a walk could not match it with certainty: resolve settles it
 
 
 def _text(value: Any) -> str | None:
@@ -63,12 +64,12 @@ def iter_edited_rows(store: Store) -> list[LocalRow]:
 def iter_new_rows(store: Store) -> list[LocalRow]:
     """Rows people inserted (no pkcustomerid) that are waiting to be created."""
     rows = store.db.execute(
-        f"SELECT c.id, c.sync_state, i.sent_at, i.complete_walks_since, i.acknowledged, {_COLUMNS} FROM customers c "
-        f"LEFT JOIN create_intents i ON i.local_id = c.id "
+        f"SELECT c.id, c.sync_state, i.sent_at, i.complete_walks_since, i.acknowledged, i.needs_person, {_COLUMNS} "
+        f"FROM customers c LEFT JOIN create_intents i ON i.local_id = c.id "
         f"WHERE c.pkcustomerid IS NULL AND c.sync_state = 'pending' ORDER BY c.id"
     )
-    return [LocalRow(row[0], None, dict(zip(FIELDS, row[5:])), None, row[1], row[2], row[3] or 0, bool(row[4]))
-            for row in rows]
+    return [LocalRow(row[0], None, dict(zip(FIELDS, row[6:])), None, row[1], row[2], row[3] or 0, bool(row[4]),
+                     bool(row[5])) for row in rows]
 
 
 def settle_pending_without_changes(store: Store) -> int:
@@ -78,7 +79,9 @@ def settle_pending_without_changes(store: Store) -> int:
         cursor = db.execute(
             f"UPDATE customers SET sync_state='synced', sync_error=NULL WHERE sync_state='pending' "
             f"AND id IN (SELECT c.id FROM customers c JOIN customer_base b ON b.pkcustomerid = c.pkcustomerid "
-            f"WHERE {same})"
+            f"WHERE {same}) "
+            # A row waiting for a read to confirm what was sent stays pending until that read.
+            f"AND pkcustomerid NOT IN (SELECT pkcustomerid FROM unconfirmed_writes)"
         )
         return cursor.rowcount
 
@@ -169,7 +172,7 @@ def update_base(store: Store, remote_id: int, values: Mapping[str, Any]) -> None
 def record_update(
     store: Store, row: LocalRow, *, pushed: Mapping[str, Any], remote_values: Mapping[str, Any],
     overridden: Mapping[str, tuple], conflicts: Mapping[str, tuple], converged: Mapping[str, Any],
-    still_differs: str | None, run_id: str, now: str,
+    still_differs: str | None, run_id: str, now: str, awaiting_read: str | None = None,
 ) -> None:
     """Record what an update's re-read, merge and write did, in ONE transaction that reads the row
     again: the HTTP calls ran without the write lock, so a person may have edited the row since
@@ -178,7 +181,8 @@ def record_update(
 
     The base takes what Solar Proof holds: remote values learned by the re-read, the remote side
     of conflicts, converged values, and the pushed values, which also wait in unconfirmed_writes
-    until a read shows Solar Proof took them.
+    until a read shows Solar Proof took them. With `awaiting_read` (no read of the customer will
+    follow in this run), a row that would be 'synced' stays 'pending' with that message until one.
     """
     with store.transaction() as db:
         found = db.execute(f"SELECT {', '.join(FIELDS)} FROM customers WHERE id=?", (row.local_id,)).fetchone()
@@ -213,9 +217,14 @@ def record_update(
         else:
             new_base = dict(zip(FIELDS, db.execute(f"SELECT {', '.join(FIELDS)} FROM customer_base WHERE "
                                                     f"pkcustomerid=?", (row.remote_id,)).fetchone()))
-            settled = all(current[n] == new_base[n] for n in FIELDS)
-            db.execute("UPDATE customers SET sync_state=?, sync_error=NULL WHERE id=?",
-                       ("synced" if settled else "pending", row.local_id))
+            settled = all(same(current[n], new_base[n]) for n in FIELDS)
+            if settled and pushed and awaiting_read:
+                # No read will come before this run ends: say so, and let the next one settle it.
+                db.execute("UPDATE customers SET sync_state='pending', sync_error=? WHERE id=?",
+                           (awaiting_read, row.local_id))
+            else:
+                db.execute("UPDATE customers SET sync_state=?, sync_error=NULL WHERE id=?",
+                           ("synced" if settled else "pending", row.local_id))
 
 
 def note_deferred(store: Store, row: LocalRow, message: str) -> None:

@@ -15,7 +15,7 @@ from mirror.customer import Customer, email_key
 from mirror.merge import merge_fields, same
 from mirror.models import as_stored
 from mirror.store import FIELDS, Store, to_json
-from mirror.store.confirmations import check_sent, forget_sent
+from mirror.store.confirmations import check_sent, forget_sent, settle_confirmed, waiting_ids
 from mirror.store.creates import settle_state, waiting_emails
 
 _FIELD_LIST = ", ".join(FIELDS)
@@ -113,6 +113,7 @@ def apply_in_transaction(
                             if c.kind == CREATE and email_key(c.fields.get("customeremail")) in waiting]
             held_ids = {c.remote_id for c in applied.held}
             changes = [c for c in changes if c.remote_id not in held_ids]
+    awaited = waiting_ids(db) & {c.remote_id for c in changes}
     applied.not_taken = check_sent(db, [(c.remote_id, c.fields, c.pulled.customer.carried) for c in changes])
     rows_changed = [c for c in changes if c.kind == CREATE or (c.kind == UPDATE and c.changed)
                     or c.remote_id in applied.not_taken]
@@ -126,6 +127,7 @@ def apply_in_transaction(
         _replace_children(db, [c.pulled.customer for c in content_changed])
     if record_history:
         db.executemany(_HISTORY_INSERT, list(_history_rows(changes, run_id, now, payload_fields or {})))
+    settle_confirmed(db, awaited - set(applied.not_taken), FIELDS)
     return applied
 
 

@@ -170,6 +170,11 @@ def _push_creates(store, remote, options, report, run_id, now) -> None:
         if problems:
             _flag(store, row, "; ".join(problems), writable, report, run_id, now, options)
             continue
+        if row.intent_needs_person:
+            # A walk found candidates it could not choose between: only a person can say whether
+            # one is this row's customer. An edit of the row does not change that.
+            _flag(store, row, NEEDS_PERSON.format(row=row.local_id), {}, report, run_id, now, options)
+            continue
         if row.intent_sent_at is not None and (row.intent_acknowledged or row.intent_walks < 2):
             # Sent before with no usable answer. Only a complete walk can tell whether Solar Proof
             # has it (the email lookup answers one customer per email, and emails are shared):
@@ -259,7 +264,9 @@ def _push_updates(store, remote, options, report, run_id, now) -> None:
                     describe_update(row.remote_id, outcome.pushed, outcome.remote_values, outcome.conflicts,
                                     outcome.deferred)
                 continue
-            _record_update(store, row, writable, outcome, report, run_id, now)
+            # An update sent after the walk gets no read in this run: its row waits for the next one.
+            _record_update(store, row, writable, outcome, report, run_id, now,
+                           AWAITING_READ if row.remote_id in options.read_by_walk else None)
         _progress(options, "updates", len(futures), len(futures))
     if unavailable is not None:
         raise unavailable
@@ -281,6 +288,11 @@ class _UpdateOutcome:
     deferred: str | None = None  # the customer could not be read by id: the next complete walk reads it
 
 
+NEEDS_PERSON = ("the create of this row may have reached Solar Proof (a walk found customers that could be it, named "
+                "before); it is not sent again until you settle it: spmirror resolve {row} --adopt PKCUSTOMERID if "
+                "one is this row's customer, spmirror resolve {row} --create-again if none is")
+AWAITING_READ = ("sent after the walk (this server has no getcustomer); the next complete walk confirms that "
+                 "Solar Proof took it")
 DEFERRED = ("waiting for a complete walk to read this customer before its update is sent: this server has no "
             "getcustomer, and the email lookup did not return it (the email is shared or changed)")
 
@@ -329,7 +341,8 @@ def _send_update(remote, row, writable: dict[str, Any], policy: str, read_by_wal
     return outcome
 
 
-def _record_update(store, row, writable, outcome: _UpdateOutcome, report, run_id, now) -> None:
+def _record_update(store, row, writable, outcome: _UpdateOutcome, report, run_id, now,
+                   awaiting_read: str | None = None) -> None:
     if outcome.error:
         _flag(store, row, outcome.error, writable, report, run_id, now, PushOptions())
         return
@@ -338,7 +351,7 @@ def _record_update(store, row, writable, outcome: _UpdateOutcome, report, run_id
         report.deferred.append(row.remote_id)
         log.info("update_deferred", remote_id=row.remote_id, reason=outcome.deferred)
         return
-    _record(store, row, outcome, run_id, now)
+    _record(store, row, outcome, run_id, now, awaiting_read)
     report.conflicts += len(outcome.conflicts)
     for name in outcome.conflicts:
         log.warning("conflict_found", remote_id=row.remote_id, field=name)
@@ -347,13 +360,13 @@ def _record_update(store, row, writable, outcome: _UpdateOutcome, report, run_id
         log.info("customer_update_pushed", remote_id=row.remote_id, fields=sorted(outcome.pushed))
 
 
-def _record(store, row, outcome: _UpdateOutcome, run_id, now) -> None:
+def _record(store, row, outcome: _UpdateOutcome, run_id, now, awaiting_read: str | None = None) -> None:
     read_only = sorted(n for n, v in row.fields.items()
                        if n not in WRITABLE_FIELDS and not same(v, row.base.get(n)))
     message = f"{', '.join(read_only)} {READ_ONLY_REASON}; the edit is kept here and not sent" if read_only else None
     local.record_update(store, row, pushed=outcome.pushed, remote_values=outcome.remote_values,
                         overridden=outcome.overridden, conflicts=outcome.conflicts, converged=outcome.converged,
-                        still_differs=message, run_id=run_id, now=now())
+                        still_differs=message, run_id=run_id, now=now(), awaiting_read=awaiting_read)
 
 
 def _flag(store, row, message: str, intended, report, run_id, now, options) -> None:
