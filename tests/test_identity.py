@@ -357,7 +357,8 @@ def test_a_create_whose_field_is_ignored_is_not_called_synced(mirror):
 
 def test_without_getcustomer_an_edit_of_a_customer_sharing_an_email_is_sent_after_the_walk(mirror):
     """No getcustomer; two customers share an email and the lookup answers the other one. The edit is not called a
-    delete: it waits for the sync's complete walk, then goes out merged with a change Solar Proof made meanwhile."""
+    delete: it waits for the sync's complete walk, then goes out merged with a change Solar Proof made meanwhile,
+    and one more walk confirms Solar Proof took it."""
     m = mirror
     m.sim.quirks.update(getcustomer=False)
     first = m.sim.account.ids()[2]
@@ -372,11 +373,10 @@ def test_without_getcustomer_an_edit_of_a_customer_sharing_an_email_is_sent_afte
     record = m.sim.account.get(second)
     assert (record["phone1"], record["phone2"]) == ("0400 606 606", "0422 111 222")
     row = row_of(m.db, second)
-    # Sent after the walk, so no read has confirmed it yet: pending, saying so, until the next walk.
+    # Sent after the walk, it is confirmed by one more walk in the same sync: synced on evidence.
     assert (row["customerphone1"], row["customerphone2"], row["sync_state"]) == (
-        "0400 606 606", "0422 111 222", "pending")
-    assert "the next complete walk confirms" in row["sync_error"]
-    assert m.sync()[0] == EXIT_OK and row_of(m.db, second)["sync_state"] == "synced"
+        "0400 606 606", "0422 111 222", "synced")
+    assert scalar(m.db, "SELECT count(*) FROM unconfirmed_writes") == 0
     assert [e["body"]["data"]["pkcustomerid"] for e in m.sent_since(mark)] == [second]
     assert m.sim.account.get(first)["phone1"] != "0400 606 606"
 

@@ -176,7 +176,7 @@ def render_plan(report: SyncReport) -> str:
 
 
 def pull_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = False,
-                 stop: threading.Event | None = None) -> PullOptions:
+                 stop: threading.Event | None = None, confirming: bool = False) -> PullOptions:
     return PullOptions(
         max_in_flight=settings[("api", "max_in_flight")],
         max_pages=settings[("api", "max_pages")],
@@ -186,6 +186,7 @@ def pull_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = Fa
         conflict_policy=settings[("sync", "conflict_policy")],
         dry_run=dry_run,
         stop=stop,
+        confirming=confirming,
     )
 
 
@@ -257,10 +258,18 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                         # just read every listed one, so they go now, merged against it.
                         walked = frozenset(listed_by_last_walk(store, report.push.deferred))
                         if walked:
-                            report.push.absorb(run_push(
-                                store, client, push_options(settings, allow_mass_delete, only=walked,
-                                                            on_progress=line and PushProgress(line)),
-                                run_id=run_id, now=utc_now_text), walked)
+                            later = run_push(store, client, push_options(
+                                settings, allow_mass_delete, only=walked, on_progress=line and PushProgress(line)),
+                                run_id=run_id, now=utc_now_text)
+                            report.push.absorb(later, walked)
+                            if later.updated:
+                                # Nothing can read these by id: one more walk reads what Solar Proof
+                                # took, so no row ends this sync 'synced' on trust, or waits a sync.
+                                confirmed = run_pull(store, client, pull_options(
+                                    settings, allow_mass_delete, stop=stop, confirming=True),
+                                    run_id=run_id, now=utc_now_text)
+                                report.not_taken += confirmed.not_taken
+                                report.conflicts += confirmed.conflicts
                 result, code = "ok", EXIT_OK
             except AccountMismatch as exc:
                 result, error, code = "refused", str(exc), EXIT_USAGE

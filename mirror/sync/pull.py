@@ -70,6 +70,9 @@ class PullOptions:
     enrich: bool = False
     conflict_policy: str = "manual"
     dry_run: bool = False  # walk and plan, write nothing
+    # A second walk in the same sync, only to read what was just sent: it plans no delete and does
+    # not count as one of the walks a create or a delete waits for (those must be syncs apart).
+    confirming: bool = False
     stop: threading.Event | None = None  # set by a signal: stop after the current page
     batch_records: int = 2000  # pending changed records that trigger a write (whole pages only)
 
@@ -162,6 +165,9 @@ def run_pull(
     if not walk.complete:  # the walk raises first; this keeps the rule in plain sight
         raise IncompleteWalkError("getallcustomers", "the listing ended early; no deletes applied")
     _settle_creates(store, options, report, run_id, now)
+    if options.confirming:
+        report.seconds = time.perf_counter() - started
+        return report
     _apply_deletes(store, remote, options, base, walk.remote_ids, report, run_id, now)
     if not options.dry_run:
         count_walk_for_intents(store)
