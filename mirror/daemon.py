@@ -57,6 +57,15 @@ def _doubling(first: float, failures: int, cap: float) -> float:
     return min(cap, first * 2 ** min(failures - 1, 30))
 
 
+class ListenError(MirrorError):
+    """An address the daemon must listen on is taken (another instance or program), or not ours."""
+
+    def __init__(self, section: str, key: str, listen: str, exc: OSError):
+        self.setting = f"[{section}] {key}"
+        super().__init__(f"{self.setting} {listen}: {exc.strerror or exc} (another spmirror instance or program "
+                         "may listen there)")
+
+
 class Daemon:
     """The scheduler, its jobs and its signals. `load_settings` is called again on SIGHUP."""
 
@@ -352,12 +361,15 @@ class Daemon:
         listen, token = self.settings[("webhooks", "listen")], self.settings[("webhooks", "token")]
         if not (listen and token):
             return
-        self.webhooks = WebhookReceiver(
-            listen, token, fetch=lambda remote_id, email: self.client.fetch_customer(remote_id, email=email),
-            apply=self._apply_locked, database=self.database,
-            conflict_policy=self.settings[("sync", "conflict_policy")],
-        )
-        self.webhooks.start()
+        try:
+            self.webhooks = WebhookReceiver(
+                listen, token, fetch=lambda remote_id, email: self.client.fetch_customer(remote_id, email=email),
+                apply=self._apply_locked, database=self.database,
+                conflict_policy=self.settings[("sync", "conflict_policy")],
+            )
+            self.webhooks.start()
+        except OSError as exc:
+            raise ListenError("webhooks", "listen", listen, exc) from exc
 
     def _apply_locked(self, write: Callable[[], None]) -> None:
         """Run a webhook's write under the sync lock, waiting for a sync in progress, and only
@@ -386,5 +398,8 @@ class Daemon:
         listen = self.settings[("daemon", "metrics_listen")]
         if listen:
             host, _, port = listen.rpartition(":")
-            self.metrics.serve(host, int(port))
+            try:
+                self.metrics.serve(host, int(port))
+            except OSError as exc:
+                raise ListenError("daemon", "metrics_listen", listen, exc) from exc
             log.info("metrics_listening", url=f"http://{listen}/metrics")

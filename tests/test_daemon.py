@@ -925,3 +925,17 @@ def test_a_reload_applies_a_live_setting_and_keeps_any_other_until_a_restart(set
     assert {k: v for k, v in reload.settings.values.items() if k != key} == \
         {k: v for k, v in running.values.items() if k != key}
     assert LIVE <= {(s.section, s.key) for s in SETTINGS}
+
+
+def test_a_webhook_port_already_taken_exits_2_naming_the_setting(harness):
+    """Another program listening on [webhooks] listen: `spmirror run` exits 2 naming the setting and the address
+    (so systemd's RestartPreventExitStatus=2 stops a restart loop), no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        env = harness.env | {"SPMIRROR_WEBHOOKS_LISTEN": address, "SPMIRROR_WEBHOOKS_TOKEN": "t" * 32}
+        daemon = harness.start(env=env)
+        assert daemon.wait_exit(15) == 2
+    assert f"[webhooks] listen {address}" in daemon.stderr() and "Try: give each instance its own" in daemon.stderr()
+    assert "Traceback" not in daemon.stderr()

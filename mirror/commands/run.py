@@ -26,7 +26,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from mirror.arguments import apply_logging, settings_for
-    from mirror.daemon import Daemon
+    from mirror.daemon import Daemon, ListenError
 
     try:
         verbose = getattr(args, "verbose", False)
@@ -39,6 +39,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Error: {exc}\nTry: save or close the program that holds it open for writing, then start "
               f"spmirror run again (under systemd it restarts by itself)", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except ListenError as exc:  # an address taken: restarting will not help until the config changes
+        print(f"Error: {exc}\nTry: give each instance its own {exc.setting} in its config.toml", file=sys.stderr)
+        return EXIT_USAGE
     except (AccountMismatch, StoreError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_USAGE
