@@ -484,7 +484,7 @@ class LocalWinsIdentity(IdentityMachine):
 # minutes: the suite's 120 s timeout would kill it before Hypothesis prints the example.
 pytestmark = pytest.mark.timeout(900)
 
-_SETTINGS = settings(max_examples=100, stateful_step_count=25, deadline=None, derandomize=True, database=None,
+_SETTINGS = settings(max_examples=70, stateful_step_count=25, deadline=None, derandomize=True, database=None,
                      report_multiple_bugs=False,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 TestManualIdentity = ManualIdentity.TestCase
