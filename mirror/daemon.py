@@ -37,7 +37,7 @@ from mirror.clock import utc_now_text
 from mirror.commands.sync import sync_once
 from mirror.config import Settings
 from mirror.daemon_state import daemon_state_path, write_daemon_state
-from mirror.errors import MirrorError
+from mirror.errors import ListenError, MirrorError
 from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE
 from mirror.lock import LockBusy, run_lock, sync_lock
 from mirror.metrics import Metrics
@@ -55,15 +55,6 @@ log = structlog.get_logger()
 def _doubling(first: float, failures: int, cap: float) -> float:
     """first, 2 x first, 4 x first, ... for the 1st, 2nd, 3rd failure in a row, never above cap."""
     return min(cap, first * 2 ** min(failures - 1, 30))
-
-
-class ListenError(MirrorError):
-    """An address the daemon must listen on is taken (another instance or program), or not ours."""
-
-    def __init__(self, section: str, key: str, listen: str, exc: OSError):
-        self.setting = f"[{section}] {key}"
-        super().__init__(f"{self.setting} {listen}: {exc.strerror or exc} (another spmirror instance or program "
-                         "may listen there)")
 
 
 class Daemon:

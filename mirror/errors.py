@@ -3,6 +3,7 @@
     MirrorError
     ├── ConfigError                 bad settings; the CLI exits 2
     ├── Interrupted                 a stop was asked for (SIGTERM); work stopped between pages
+    ├── ListenError                 an address the daemon must listen on is taken; the CLI exits 2
     ├── WireError                   a payload field the wire layer cannot read (names the field)
     └── ApiError                    anything that went wrong talking to Solar Proof (names the action)
         ├── NotIdentifiedError      no read by id answered (no getcustomer; the email lookup found
@@ -44,6 +45,15 @@ class ConfigError(MirrorError):
 
 class Interrupted(MirrorError):
     """The run stopped early because the process was asked to stop; what was written stays."""
+
+
+class ListenError(MirrorError):
+    """An address the daemon must listen on is taken (another instance or program), or not ours."""
+
+    def __init__(self, section: str, key: str, listen: str, exc: OSError):
+        self.setting = f"[{section}] {key}"
+        super().__init__(f"{self.setting} {listen}: {exc.strerror or exc} (another spmirror instance or program "
+                         "may listen there)")
 
 
 class WireError(MirrorError):

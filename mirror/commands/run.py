@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from mirror.config import Settings
+from mirror.errors import ListenError
 from mirror.exit_codes import EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.lock import LockBusy
 from mirror.store import StoreBusy, StoreError
@@ -26,7 +27,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from mirror.arguments import apply_logging, settings_for
-    from mirror.daemon import Daemon, ListenError
+    from mirror.daemon import Daemon
 
     try:
         verbose = getattr(args, "verbose", False)
