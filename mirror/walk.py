@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Protocol
 import structlog
 
 from mirror.errors import ApiUnavailableError, IncompleteWalkError, WireError
+from mirror.id_set import IdSet
 from mirror.window import InFlightWindow
 from mirror.wire.fields import remote_id_of
 from mirror.wire.page import RawRecord
@@ -56,12 +57,15 @@ class CustomerWalk:
     """One pass over every page. Iterate it once; then read `complete` and the counters.
 
     `max_in_flight` caps the adaptive window; `max_pages` guards against a server that never
-    ends the listing (reaching it raises IncompleteWalkError rather than returning).
+    ends the listing (reaching it raises IncompleteWalkError rather than returning). `page_size`
+    is how many records a full page holds: the documented 50, or what `spmirror check` found
+    this account's server to serve (a smaller true size would otherwise end the walk at page 1).
     """
 
     source: PageSource
     max_in_flight: int = 8
     max_pages: int = 100_000
+    page_size: int = PAGE_SIZE
     clock: Callable[[], float] = time.monotonic
     complete: bool = False
     pages: int = 0
@@ -69,7 +73,7 @@ class CustomerWalk:
     duplicates: int = 0
     rejected: int = 0
     peak_in_flight: int = 0
-    _seen: set[int] = field(default_factory=set)
+    _seen: IdSet = field(default_factory=IdSet)
 
     def __iter__(self) -> Iterator[Page]:
         window = InFlightWindow(self.max_in_flight)
@@ -137,12 +141,12 @@ class CustomerWalk:
         self.records += len(records)
         self.duplicates += duplicates
         self.rejected += len(rejected)
-        return Page(number, records, duplicates, rejected, len(raw) < PAGE_SIZE)
+        return Page(number, records, duplicates, rejected, len(raw) < self.page_size)
 
     @property
-    def remote_ids(self) -> frozenset[int]:
-        """Every customer id listed so far in this walk."""
-        return frozenset(self._seen)
+    def remote_ids(self) -> IdSet:
+        """Every customer id listed so far in this walk (the walk's own set: read, do not add)."""
+        return self._seen
 
 
 def _throttle_count(source: PageSource) -> int:

@@ -13,7 +13,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Container, Iterable, Iterator
 
 from mirror.customer import CUSTOMER_COLUMNS, LABEL_COLUMNS
 from mirror.errors import MirrorError
@@ -218,10 +218,27 @@ class Store:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def base_entries(self) -> dict[int, BaseEntry]:
-        """Every customer's last-seen hashes, for recognising unchanged records cheaply."""
-        rows = self.db.execute("SELECT pkcustomerid, raw_hash, content_hash, missing_since_run FROM customer_base")
-        return {row[0]: BaseEntry(row[1], row[2], row[3]) for row in rows}
+    def has_base(self) -> bool:
+        """Whether any customer was ever pulled into this file (else a pull is its first import)."""
+        return self.db.execute("SELECT 1 FROM customer_base LIMIT 1").fetchone() is not None
+
+    def base_entries(self, remote_ids: Iterable[int]) -> dict[int, BaseEntry]:
+        """The last-seen hashes of these customers (a page's worth), for recognising unchanged
+        records cheaply. Asked page by page, so no pull holds the whole base in memory."""
+        result: dict[int, BaseEntry] = {}
+        for chunk in _chunks(list(remote_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute("SELECT pkcustomerid, raw_hash, content_hash, missing_since_run "
+                                       f"FROM customer_base WHERE pkcustomerid IN ({marks})", chunk):
+                result[row[0]] = BaseEntry(row[1], row[2], row[3])
+        return result
+
+    def missing_since(self, listed: Container[int]) -> dict[int, str | None]:
+        """For planning deletes: each customer with a base that `listed` lacks, or that an
+        earlier listing missed, with the run that first missed it. Streams the base, so the
+        memory is that of the answer (normally a handful), not of the account."""
+        rows = self.db.execute("SELECT pkcustomerid, missing_since_run FROM customer_base")
+        return {remote_id: since for remote_id, since in rows if since is not None or remote_id not in listed}
 
     def base_fields(self, remote_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """The canonical fields of the base of each given customer."""

@@ -19,7 +19,7 @@ and for customers with a base that a complete listing did not contain:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Container, Mapping
 
 from mirror.changes import CREATE, REFRESH, UPDATE, Pulled, RemoteChange
 
@@ -52,21 +52,22 @@ class DeletePlan:
 
 def plan_deletes(
     missing_since: Mapping[int, str | None],
-    listed: frozenset[int] | set[int],
+    listed: Container[int],
     mirror_size: int,
     max_share: float,
     allow_mass_delete: bool,
 ) -> DeletePlan:
     """Plan deletes from a COMPLETE listing. Never call this for a partial walk.
 
-    `missing_since` maps every customer with a base to the run that first missed it (or None).
+    `missing_since` maps customers with a base to the run that first missed them (or None). It
+    must hold every such customer that is not `listed` or that an earlier listing missed; the
+    others (listed, never missed) may be left out, which keeps it small for a large account.
     The guard allows max(1, share x mirror size) deletes: removing one customer is never "mass".
     """
-    known = set(missing_since)
-    absent = known - set(listed)
+    absent = [i for i in missing_since if i not in listed]
     new_candidates = frozenset(i for i in absent if missing_since[i] is None)
     confirmed = frozenset(i for i in absent if missing_since[i] is not None)
-    reappeared = frozenset(i for i in known & set(listed) if missing_since[i] is not None)
+    reappeared = frozenset(i for i, since in missing_since.items() if since is not None and i in listed)
     limit = max(1, int(max_share * mirror_size))
     refused = len(confirmed) > limit and not allow_mass_delete
     return DeletePlan(new_candidates, confirmed, reappeared, refused, limit)

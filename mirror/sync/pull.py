@@ -20,7 +20,7 @@ from mirror.changes import CREATE, REFRESH, UPDATE, Pulled, RemoteChange
 from mirror.customer import Customer, email_key
 from mirror.errors import ApiError, IncompleteWalkError, Interrupted, MirrorError, NotIdentifiedError, WireError
 from mirror.fingerprint import content_hash, raw_hash
-from mirror.store import Store, to_json
+from mirror.store import BaseEntry, Store, to_json
 from mirror.store.creates import count_walk_for_intents, flag_candidates, open_intents, waiting_emails
 from mirror.store.remote_writes import adopt_found, apply_remote_changes, delete_customers, mark_missing
 from mirror.store.runs import record_rejected
@@ -75,6 +75,7 @@ class PullOptions:
     confirming: bool = False
     stop: threading.Event | None = None  # set by a signal: stop after the current page
     batch_records: int = 2000  # pending changed records that trigger a write (whole pages only)
+    page_size: int = 50  # records on a full listing page (walk.PAGE_SIZE unless a check found otherwise)
 
 
 @dataclass
@@ -121,24 +122,26 @@ def run_pull(
     """Pull every customer into `store`. Raises if the walk is incomplete (nothing deleted then)."""
     started = time.perf_counter()
     report = PullReport(run_id)
-    base = store.base_entries()
     # The first import of an account records no per-customer history or log lines: one summary.
-    initial_import = not base
+    initial_import = not store.has_base()
     if store.search_index_deferred and not options.dry_run:
         store.rebuild_search_index()  # an earlier import stopped before it rebuilt the index
     if initial_import and not options.dry_run:
         store.defer_search_index()
-    walk = CustomerWalk(remote, max_in_flight=options.max_in_flight, max_pages=options.max_pages)
+    walk = CustomerWalk(remote, max_in_flight=options.max_in_flight, max_pages=options.max_pages,
+                         page_size=options.page_size)
     pending: list[Pulled] = []
+    base: dict[int, BaseEntry] = {}  # the base of the customers in `pending`, read page by page
     for page in walk:
         report.pages += 1
         report.listed += len(page.records)
         report.duplicates += page.duplicates
         if page.rejected and not options.dry_run:
             _reject(store, page, run_id, now(), [(item.text, str(error)) for item, error in page.rejected], report)
+        page_base = {} if initial_import else store.base_entries(record.remote_id for record in page.records)
         for record in page.records:
             text_hash = raw_hash(record.text)
-            entry = base.get(record.remote_id)
+            entry = page_base.get(record.remote_id)
             if entry is not None and entry.raw_hash == text_hash:
                 report.unchanged += 1
                 continue
@@ -148,9 +151,11 @@ def run_pull(
                 _reject(store, page, run_id, now(), [(record.text, str(exc))], report)
                 continue
             pending.append(Pulled(customer, record.text, text_hash, ""))
+            if entry is not None:
+                base[record.remote_id] = entry
         if len(pending) >= options.batch_records or page.is_last:
             _flush(store, remote, options, pending, base, report, run_id, now(), initial_import)
-            pending = []
+            pending, base = [], {}
         if on_page is not None:
             on_page(page, report)
         if options.stop is not None and options.stop.is_set():
@@ -168,7 +173,7 @@ def run_pull(
     if options.confirming:
         report.seconds = time.perf_counter() - started
         return report
-    _apply_deletes(store, remote, options, base, walk.remote_ids, report, run_id, now)
+    _apply_deletes(store, remote, options, walk.remote_ids, report, run_id, now)
     if not options.dry_run:
         count_walk_for_intents(store)
     report.seconds = time.perf_counter() - started
@@ -321,11 +326,10 @@ def _with_carried(customer: Customer, carried: frozenset[str], fields=None, prob
                     problems if problems is not None else customer.problems)
 
 
-def _apply_deletes(store, remote, options, base, listed, report: PullReport, run_id, now) -> None:
+def _apply_deletes(store, remote, options, listed, report: PullReport, run_id, now) -> None:
     """Deletes from a complete walk: the same guard, refusal and re-check by id in a dry run,
     which only says what it would remove."""
-    missing_since = {remote_id: entry.missing_since_run for remote_id, entry in base.items()}
-    plan = plan_deletes(missing_since, listed, store.count_customers(), options.mass_delete_share,
+    plan = plan_deletes(store.missing_since(listed), listed, store.count_customers(), options.mass_delete_share,
                         options.allow_mass_delete)
     report.delete_candidates = len(plan.new_candidates)
     if not options.dry_run:
