@@ -52,7 +52,7 @@ from mirror.errors import (
 from mirror.redaction import redact_text
 from mirror.retry import RetryPolicy, parse_retry_after
 from mirror.wire import parse_customer, write_body
-from mirror.wire.page import RawRecord, split_json_array
+from mirror.wire.page import RawRecord, split_page
 
 log = structlog.get_logger()
 
@@ -364,7 +364,7 @@ _UNREADABLE = object()
 
 def _parse_page(text: str) -> list[RawRecord] | None | dict:
     """A page body: its records, or the decoded value when it is not an array (error objects)."""
-    records = split_json_array(text)
+    records = split_page(text)
     if records is None:
         return json.loads(text)
     return records

@@ -243,3 +243,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE create_intents ADD COLUMN needs_person INTEGER DEFAULT 0 NOT NULL",
     ),
 )
+
+# The triggers that link notes, projects and history to a customer's row as either is inserted:
+# a first import drops them and links every row with one UPDATE at its end (store/first_import.py).
+LINK_ON_INSERT_TRIGGERS: tuple[str, ...] = (_LINK_ROWS, *_LINK_NEW_CHILD)
+LINKED_CHILDREN: tuple[str, ...] = tuple(child for child, _key in _CHILDREN)

@@ -188,23 +188,6 @@ class Store:
     def schema_version(self) -> int:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
-    # -- the search index ----------------------------------------------------------------
-
-    def defer_search_index(self) -> None:
-        """Stop keeping customers_fts current row by row, for a bulk import (see rebuild)."""
-        with self.transaction() as db:
-            db.execute("UPDATE sync_control SET fts_deferred=1")
-
-    def rebuild_search_index(self) -> None:
-        """Rebuild customers_fts from the table and resume row-by-row upkeep."""
-        with self.transaction() as db:
-            db.execute("INSERT INTO customers_fts(customers_fts) VALUES ('rebuild')")
-            db.execute("UPDATE sync_control SET fts_deferred=0")
-
-    @property
-    def search_index_deferred(self) -> bool:
-        return bool(self.db.execute("SELECT fts_deferred FROM sync_control").fetchone()[0])
-
     # -- transactions --------------------------------------------------------------------
 
     def transaction(self) -> _Transaction:

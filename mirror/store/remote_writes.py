@@ -80,6 +80,7 @@ def apply_remote_changes(
     store: Store, changes: list[RemoteChange], *, run_id: str, now: str, record_history: bool = True,
     project_payloads: dict[int, str] | None = None, conflict_policy: str = "manual",
     payload_fields: Mapping[int, frozenset[str]] | None = None, hold_for_creates: bool = True,
+    first_import: bool = False,
 ) -> Applied:
     """Apply one batch of planned remote changes in a single transaction.
 
@@ -89,19 +90,23 @@ def apply_remote_changes(
     has confirmed are compared with what Solar Proof returned; one it did not take leaves the
     row 'error' with the local value kept. `payload_fields` names, per customer, fields taken
     from a webhook payload after the API confirmed the customer; history marks them.
+    `first_import`: inside first_import.begin/finish, where no customer has notes or projects
+    yet (and their lookup indexes are away), so there are none to remove first.
     """
     if not changes:
         return Applied()
     with store.transaction() as db:
         return apply_in_transaction(db, changes, run_id=run_id, now=now, record_history=record_history,
                                     project_payloads=project_payloads, conflict_policy=conflict_policy,
-                                    payload_fields=payload_fields, hold_for_creates=hold_for_creates)
+                                    payload_fields=payload_fields, hold_for_creates=hold_for_creates,
+                                    first_import=first_import)
 
 
 def apply_in_transaction(
     db, changes: list[RemoteChange], *, run_id: str, now: str, record_history: bool = True,
     project_payloads: dict[int, str] | None = None, conflict_policy: str = "manual",
     payload_fields: Mapping[int, frozenset[str]] | None = None, hold_for_creates: bool = True,
+    first_import: bool = False,
 ) -> Applied:
     """apply_remote_changes inside a write transaction the caller has begun (and will end)."""
     applied = Applied()
@@ -124,7 +129,7 @@ def apply_in_transaction(
                                  for c in changes])
     applied.conflicts = _write_customer_rows(db, rows_changed, conflict_policy, run_id, now, applied.not_taken)
     if content_changed:
-        _replace_children(db, [c.pulled.customer for c in content_changed])
+        _replace_children(db, [c.pulled.customer for c in content_changed], first_import)
     if record_history:
         db.executemany(_HISTORY_INSERT, list(_history_rows(changes, run_id, now, payload_fields or {})))
     settle_confirmed(db, awaited - set(applied.not_taken), FIELDS)
@@ -229,10 +234,11 @@ def record_conflicts(db, remote_id: int, conflicts: dict[str, tuple], now: str) 
     )
 
 
-def _replace_children(db, customers: list[Customer]) -> None:
-    ids = [(c.remote_id,) for c in customers]
-    db.executemany("DELETE FROM customer_notes WHERE pkcustomerid=?", ids)
-    db.executemany("DELETE FROM customer_projects WHERE pkcustomerid=?", ids)
+def _replace_children(db, customers: list[Customer], first_import: bool = False) -> None:
+    if not first_import:
+        ids = [(c.remote_id,) for c in customers]
+        db.executemany("DELETE FROM customer_notes WHERE pkcustomerid=?", ids)
+        db.executemany("DELETE FROM customer_projects WHERE pkcustomerid=?", ids)
     db.executemany(
         "INSERT INTO customer_notes (pkcustomerid, noted_at, note) VALUES (?, ?, ?)",
         [(c.remote_id, n.datetime, n.note) for c in customers for n in c.notes],

@@ -20,7 +20,7 @@ from mirror.changes import CREATE, REFRESH, UPDATE, Pulled, RemoteChange
 from mirror.customer import Customer, email_key
 from mirror.errors import ApiError, IncompleteWalkError, Interrupted, MirrorError, NotIdentifiedError, WireError
 from mirror.fingerprint import content_hash, raw_hash
-from mirror.store import BaseEntry, Store, to_json
+from mirror.store import BaseEntry, Store, first_import, to_json
 from mirror.store.creates import count_walk_for_intents, flag_candidates, open_intents, waiting_emails
 from mirror.store.remote_writes import adopt_found, apply_remote_changes, delete_customers, mark_missing
 from mirror.store.runs import record_rejected
@@ -124,10 +124,10 @@ def run_pull(
     report = PullReport(run_id)
     # The first import of an account records no per-customer history or log lines: one summary.
     initial_import = not store.has_base()
-    if store.search_index_deferred and not options.dry_run:
-        store.rebuild_search_index()  # an earlier import stopped before it rebuilt the index
+    if first_import.unfinished(store) and not options.dry_run:
+        first_import.finish(store)  # an earlier first import stopped before it built its indexes
     if initial_import and not options.dry_run:
-        store.defer_search_index()
+        first_import.begin(store)
     walk = CustomerWalk(remote, max_in_flight=options.max_in_flight, max_pages=options.max_pages,
                          page_size=options.page_size)
     pending: list[Pulled] = []
@@ -162,11 +162,11 @@ def run_pull(
             # Pages so far are written, each whole; no deletes are applied from a partial walk.
             _flush(store, remote, options, pending, base, report, run_id, now(), initial_import)
             if initial_import and not options.dry_run:
-                store.rebuild_search_index()
+                first_import.finish(store)
             raise Interrupted(f"stopped after page {page.number} of the listing, as asked")
     report.complete = walk.complete
     if initial_import and not options.dry_run:
-        store.rebuild_search_index()
+        first_import.finish(store)
     if not walk.complete:  # the walk raises first; this keeps the rule in plain sight
         raise IncompleteWalkError("getallcustomers", "the listing ended early; no deletes applied")
     _settle_creates(store, options, report, run_id, now)
@@ -213,7 +213,8 @@ def _flush(store, remote, options, pending: list[Pulled], base, report, run_id, 
         _count(rest, report, quiet=True)
         return
     applied = apply_remote_changes(store, changes, run_id=run_id, now=when, record_history=not initial_import,
-                                   project_payloads=payloads, conflict_policy=options.conflict_policy)
+                                   project_payloads=payloads, conflict_policy=options.conflict_policy,
+                                   first_import=initial_import)
     _note_applied(applied, report)
     held = {c.remote_id for c in applied.held}
     report.held.extend(applied.held)

@@ -1,13 +1,22 @@
 """A `getallcustomers` page body: a JSON array, split into each record's own text and value.
 
-Keeping each record's exact text lets the mirror store the payload as sent and fingerprint it
-cheaply: an unchanged record is recognised by its text's hash without being normalised.
+Each record's own text lets the mirror store the payload and fingerprint it cheaply: an
+unchanged record is recognised by its text's hash without being normalised.
+
+`split_page` decodes the page with orjson (the only user of orjson) and gives each record its
+compact JSON re-encoding: every key and value as sent, in the order sent, without the server's
+whitespace or escapes. orjson is several times faster than splitting the text record by record
+with the standard parser, which is what `split_json_array` does; it is kept for what orjson
+refuses and the standard parser takes (integers beyond 64 bits, NaN, lone surrogates), and for
+those records the text is exactly the server's.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any, NamedTuple
+
+import orjson
 
 _decoder = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
@@ -18,6 +27,18 @@ class RawRecord(NamedTuple):
 
     text: str
     value: Any
+
+
+def split_page(body: str) -> list[RawRecord] | None:
+    """Like split_json_array, each record's text being its compact re-encoding (see above)."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return split_json_array(body)  # the standard parser may still take it, or says why not
+    if not isinstance(value, list):
+        return None
+    dumps = orjson.dumps
+    return [RawRecord(dumps(item).decode(), item) for item in value]
 
 
 def split_json_array(body: str) -> list[RawRecord] | None:

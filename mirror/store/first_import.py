@@ -1,0 +1,74 @@
+"""A mirror's first import: its secondary indexes, link triggers and search index built once.
+
+Keeping five indexes, a full-text index and four link triggers current row by row costs more
+than writing the rows themselves; building each once at the end, by sorting, costs a fraction
+(measured in bench/pull.py: see the README). So while a first import runs, the file has only
+what the import itself reads: the primary keys and the unique index on customers.pkcustomerid
+(the upsert's conflict target). Nothing is lost if it stops half-way: sync_control.fts_deferred
+stays 1, and the next pull finishes the job before it does anything else (`finish`), whichever
+process it is. The indexes come back from the models' own definitions and the triggers from
+schema.py's texts, so a finished file is the same as one that never deferred anything.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from mirror.schema import LINK_ON_INSERT_TRIGGERS, LINKED_CHILDREN
+from mirror.store import Store
+
+# Indexes only lookups by people and the later pulls use; the import itself never reads them.
+DEFERRED_INDEXES = (
+    "ix_customers_email", "ix_customers_phone1", "ix_customers_surname", "ix_customers_sync_state",
+    "ix_customer_notes_customer", "ix_customer_notes_row",
+    "ix_customer_projects_customer", "ix_customer_projects_row",
+)
+
+
+def begin(store: Store) -> None:
+    """Drop what a first import would otherwise keep current row by row; remember it is owed."""
+    with store.transaction() as db:
+        db.execute("UPDATE sync_control SET fts_deferred=1")
+        for name in DEFERRED_INDEXES:
+            db.execute(f"DROP INDEX IF EXISTS {name}")
+        for statement in LINK_ON_INSERT_TRIGGERS:
+            db.execute(f"DROP TRIGGER IF EXISTS {_trigger_name(statement)}")
+
+
+def unfinished(store: Store) -> bool:
+    return bool(store.db.execute("SELECT fts_deferred FROM sync_control").fetchone()[0])
+
+
+def finish(store: Store) -> None:
+    """Build what `begin` deferred, link every child row, rebuild the search index: one
+    transaction, so a file is either still owed all of it or has all of it."""
+    with store.transaction() as db:
+        for statement in _index_statements(store):
+            db.execute(statement)
+        for child in LINKED_CHILDREN:
+            # What the dropped triggers would have done row by row. Every row, not only NULL
+            # ones: whatever pointed where while the triggers were away is made right.
+            db.execute(f"UPDATE {child} SET customer_row = "
+                       f"(SELECT c.id FROM customers c WHERE c.pkcustomerid = {child}.pkcustomerid) "
+                       f"WHERE customer_row IS NOT (SELECT c.id FROM customers c "
+                       f"WHERE c.pkcustomerid = {child}.pkcustomerid)")
+        for statement in LINK_ON_INSERT_TRIGGERS:
+            db.execute(statement)
+        db.execute("INSERT INTO customers_fts(customers_fts) VALUES ('rebuild')")
+        db.execute("UPDATE sync_control SET fts_deferred=0")
+
+
+def _index_statements(store: Store) -> Iterator[str]:
+    from sqlalchemy.schema import CreateIndex
+    from sqlmodel import SQLModel
+
+    from mirror import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            if index.name in DEFERRED_INDEXES:
+                yield str(CreateIndex(index, if_not_exists=True).compile(dialect=store.engine.dialect))
+
+
+def _trigger_name(statement: str) -> str:
+    return statement.split()[5]  # CREATE TRIGGER IF NOT EXISTS <name> ...
