@@ -72,7 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync", "push_deletes", _boolean, False),
     Setting("logging", "level", _choice("debug", "info", "warning", "error"), "info"),
     Setting("logging", "format", _choice("auto", "json", "console"), "auto"),
-    Setting("daemon", "watch_interval", _positive_duration, 2.0),
+    Setting("daemon", "watch_interval", _positive_duration, 0.25),
     Setting("daemon", "metrics_listen", _listen, ""),
     Setting("webhooks", "listen", _listen, "127.0.0.1:8787"),
     Setting("webhooks", "token", _text, "", secret=True),

@@ -191,6 +191,10 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
-    # APScheduler logs every job run at INFO (the watch job runs every two seconds).
-    for noisy in ("httpx", "httpcore", "apscheduler"):
+    # APScheduler logs every job run at INFO (the watch job runs four times a second), and at
+    # WARNING each tick of the watch job skipped because its last push is still running, which
+    # is expected and harmless (the next tick sees the edit). The daemon reports missed and
+    # failed jobs itself (daemon._job_event), so apscheduler needs only its errors shown.
+    for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(numeric_level, logging.WARNING))
+    logging.getLogger("apscheduler").setLevel(max(numeric_level, logging.ERROR))
