@@ -1,21 +1,29 @@
 """Benchmark the pull against a simulator in its own process; prints JSON.
 
-    .venv/bin/python bench/pull.py [--sizes 10000 100000] [--latency-pages 2000] [--samples 3]
+    .venv/bin/python bench/pull.py [--sizes 100000 1000000] [--latency-pages 2000] [--samples 3]
 
 For each account size, each phase runs in a fresh process (so its peak RSS is its own):
-  floor          the same client and walk, every page fetched and split, no database
-  first_sync     an empty mirror: every customer normalised and written
-  noop_resync    nothing changed remotely: should cost about the floor and write nothing
-  resync_1pct    1% of the customers edited remotely first
-Each reports wall seconds, customers/s, the ratio to the floor, customer rows written, and peak
-RSS. Then a walk of --latency-pages pages with 50 ms added per request, at 1 and at up to 8 pages
-in flight.
+  bare_walk      the floor: plain sequential httpx GETs of every page, each body parsed with
+                 json.loads, no database (timed inside its process, after the imports)
+  walk           the mirror's own client and walk (8 pages in flight, records split), no database
+  first_sync     `spmirror sync` into an empty mirror: every customer normalised and written
+  noop_resync    `spmirror sync` again, nothing changed remotely: should cost about the walk and
+                 write no row
+  resync_1pct    `spmirror sync` after 1% of the customers were edited remotely
+The three syncs run the real CLI in a subprocess and are timed from outside it, so their seconds
+include the interpreter's start and the imports. Each phase reports wall seconds, customers/s,
+its ratio to the bare walk of the same round (`ratio_to_bare_walk`), customer rows written (from
+the run's own record in sync_runs), peak RSS (the phase's process alone, from wait4), and for the
+syncs the database's size after it (file plus WAL) and bytes per customer; the first sync adds
+the size of each table and index (SQLite's dbstat).
 
-Every phase is measured --samples times (at least 3) in rounds: each round runs the floor, then
-a first sync into a new file, a no-op resync and a 1% resync of that file, so a slow spell of the
-machine hits a phase and the floor beside it alike. Seconds and customers/s are summaries (see
-bench/stats.py: median, min, max, p25, p75, iqr, and the values in round order); ratio_to_floor
-summarises the per-round ratios (phase / floor of the same round); peak_rss_mb is the largest.
+Rounds: each runs the bare walk, the walk, then a first sync into a new file, a no-op resync and a
+1% resync of that file, so a slow spell of the machine hits a phase and the floor beside it alike.
+--samples rounds (at least 3) for sizes up to 200,000 customers; --large-samples (default 1) above
+that, where one round of a million customers takes several minutes. Seconds and customers/s are
+summaries (bench/stats.py: median, min, max, p25, p75, iqr, and the values in round order);
+ratios summarise the per-round ratios; peak_rss_mb is the largest. Then a walk of
+--latency-pages pages with 50 ms added per request, at 1 and at up to 8 pages in flight.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import json
 import os
 import platform
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -38,10 +47,12 @@ from simulator_process import admin, running_simulator  # noqa: E402
 from stats import ratio_summary, sample_count, summarise_samples  # noqa: E402
 
 TIMED = {"seconds": 3, "customers_per_s": 0}  # summarised across samples, to these digits
+SPMIRROR = Path(sys.executable).with_name("spmirror")
+LARGE = 200_000  # above this many customers, --large-samples rounds
 
 
 def run_phase(phase: str, url: str, key: str, db: str) -> dict:
-    """Run one phase in a child process and return what it printed."""
+    """Run one no-database phase in a child process and return what it printed."""
     output = subprocess.run(
         [sys.executable, __file__, "--phase", phase, "--url", url, "--key", key, "--db", db],
         check=True, capture_output=True, text=True,
@@ -49,32 +60,59 @@ def run_phase(phase: str, url: str, key: str, db: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def phase_main(phase: str, url: str, key: str, db: str) -> None:
+def run_sync(url: str, key: str, db: Path, customers: int, with_tables: bool = False) -> dict:
+    """`spmirror sync` as a user runs it, timed from outside; its own peak RSS from wait4."""
+    env = {**os.environ, "SPMIRROR_API_URL": url, "SPMIRROR_API_KEY": key, "SPMIRROR_DB": str(db),
+           "SPMIRROR_LOGGING_LEVEL": "error", "SPMIRROR_SYNC_MASS_DELETE_SHARE": "1"}
+    started = time.perf_counter()
+    process = subprocess.Popen([str(SPMIRROR), "sync"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"spmirror sync exited {os.waitstatus_to_exitcode(status)}: {process.stderr.read()[-2000:]!r}")
+    with sqlite3.connect(db) as con:
+        listed, written = con.execute(
+            "SELECT listed, created + updated + deleted FROM sync_runs ORDER BY started_at DESC LIMIT 1").fetchone()
+        tables = dict(con.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")) \
+            if with_tables else None
+    size = sum(path.stat().st_size for path in (db, db.with_name(db.name + "-wal")) if path.exists())
+    result = {"seconds": seconds, "customers": listed, "customers_per_s": listed / seconds,
+              "customer_rows_written": written, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+              "db_mb": round(size / 1e6, 1), "db_bytes_per_customer": round(size / max(customers, 1))}
+    if tables is not None:
+        result["table_bytes_per_customer"] = {name: round(pages / max(customers, 1)) for name, pages in tables.items()
+                                              if pages / max(customers, 1) >= 1}
+    return result
+
+
+def phase_main(phase: str, url: str, key: str) -> None:
+    import httpx
+
     from mirror.api import SolarProofClient
-    from mirror.commands.sync import sync_once
-    from mirror.config import load_settings
-    from mirror.logs import configure_logging
     from mirror.walk import CustomerWalk
 
-    configure_logging(level="error", json=True, stream=open(os.devnull, "w"))
-    started = time.perf_counter()  # after the imports: the phases compare work, not start-up
-    if phase == "floor":
+    started = time.perf_counter()  # after the imports: the floor is the walk itself
+    if phase == "bare_walk":
+        customers = 0
+        with httpx.Client(timeout=60) as client:
+            page = 1
+            while True:
+                body = json.loads(client.get(url, params={"action": "getallcustomers", "page": page,
+                                                          "api_key": key}).content)
+                customers += len(body)
+                if len(body) < 50:
+                    break
+                page += 1
+    else:
         with SolarProofClient(url, key) as client:
             walk = CustomerWalk(client, max_in_flight=8)
             customers = sum(len(page.records) for page in walk)
-        rows = 0
-    else:
-        settings = load_settings(env={"SPMIRROR_API_URL": url, "SPMIRROR_API_KEY": key, "SPMIRROR_DB": db})
-        code, report = sync_once(settings, allow_mass_delete=True)
-        assert code == 0, f"sync exited {code}"
-        customers = report.listed
-        rows = report.created + report.updated + report.deleted
     seconds = time.perf_counter() - started
     print(json.dumps({
         "seconds": seconds,
         "customers": customers,
         "customers_per_s": customers / seconds,
-        "customer_rows_written": rows,
+        "customer_rows_written": 0,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }))
 
@@ -100,27 +138,35 @@ def edit_share(url: str, key: str, customers: int, share: float, round_number: i
 
 
 def bench_size(customers: int, samples: int) -> dict:
-    phases: dict[str, list[dict]] = {"floor": [], "first_sync": [], "noop_resync": [], "resync_1pct": []}
+    phases: dict[str, list[dict]] = {"bare_walk": [], "walk": [], "first_sync": [], "noop_resync": [],
+                                     "resync_1pct": []}
     edited = []
     with running_simulator(customers) as (url, key), tempfile.TemporaryDirectory() as tmp:
-        run_phase("floor", url, key, str(Path(tmp) / "warm-up.db"))  # warm-up: connections, server caches, the OS
+        run_phase("bare_walk", url, key, "")  # warm-up: connections, server caches, the OS
         for round_number in range(samples):
             db = Path(tmp) / f"bench-{round_number}.db"
-            phases["floor"].append(run_phase("floor", url, key, str(db)))
-            phases["first_sync"].append(run_phase("sync", url, key, str(db)))
-            phases["noop_resync"].append(run_phase("sync", url, key, str(db)))
+            phases["bare_walk"].append(run_phase("bare_walk", url, key, ""))
+            phases["walk"].append(run_phase("walk", url, key, ""))
+            phases["first_sync"].append(run_sync(url, key, db, customers, with_tables=round_number == 0))
+            phases["noop_resync"].append(run_sync(url, key, db, customers))
             edited.append(edit_share(url, key, customers, 0.01, round_number))
-            phases["resync_1pct"].append(run_phase("sync", url, key, str(db)))
+            phases["resync_1pct"].append(run_sync(url, key, db, customers))
             for path in Path(tmp).glob(f"{db.name}*"):  # the file and its -wal/-shm: a round's disk is freed
                 path.unlink()
-    floor_seconds = [sample["seconds"] for sample in phases["floor"]]
+    floor_seconds = [sample["seconds"] for sample in phases["bare_walk"]]
     result: dict = {"customers": customers, "samples": samples,
                     "edited": edited[0] if len(set(edited)) == 1 else edited}
     for name, sampled in phases.items():
+        tables = sampled[0].pop("table_bytes_per_customer", None)  # the first round's only
         result[name] = summarise_samples(sampled, TIMED)
         result[name]["peak_rss_mb"] = max(sample["peak_rss_mb"] for sample in sampled)
-        if name != "floor":
-            result[name]["ratio_to_floor"] = ratio_summary([sample["seconds"] for sample in sampled], floor_seconds)
+        if "db_mb" in sampled[0]:
+            result[name]["db_mb"] = max(sample["db_mb"] for sample in sampled)
+            result[name]["db_bytes_per_customer"] = max(sample["db_bytes_per_customer"] for sample in sampled)
+        if tables is not None:
+            result[name]["table_bytes_per_customer"] = tables
+        if name != "bare_walk":
+            result[name]["ratio_to_bare_walk"] = ratio_summary([s["seconds"] for s in sampled], floor_seconds)
     return result
 
 
@@ -147,22 +193,25 @@ def bench_latency(pages: int, samples: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--latency-pages", type=int, default=2000, help="0 skips the latency walk")
     parser.add_argument("--samples", type=sample_count, default=3, help="samples per phase (at least 3)")
+    parser.add_argument("--large-samples", type=int, default=1,
+                        help=f"samples per phase above {LARGE:,} customers (default 1)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
-        phase_main(args.phase, args.url, args.key, args.db)
+        phase_main(args.phase, args.url, args.key)
         return
     from mirror.logs import configure_logging
 
     configure_logging(level="error", json=True, stream=open(os.devnull, "w"))
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-              "sizes": [bench_size(n, args.samples) for n in args.sizes]}
+              "sizes": [bench_size(n, args.samples if n <= LARGE else max(1, args.large_samples))
+                        for n in args.sizes]}
     if args.latency_pages:
         report["latency_walk"] = bench_latency(args.latency_pages, args.samples)
     print(json.dumps(report, indent=2))

@@ -117,3 +117,12 @@ class Customer:
     projects: tuple[Project, ...] = ()
     owner: Owner | None = None
     problems: tuple[str, ...] = field(default=())
+
+
+def as_stored(value: Any) -> Any:
+    """A customer column's value for a column declared with no type (models.AnyValue: history,
+    values sent): unchanged, so it keeps its SQLite type
+    (integer, real, text, blob or NULL). Anything the driver cannot bind becomes its text."""
+    if value is None or isinstance(value, (int, float, str, bytes)):
+        return value
+    return str(value)

@@ -24,6 +24,8 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, Text, text
 from sqlalchemy.types import UserDefinedType
 from sqlmodel import Field, SQLModel
 
+from mirror.customer import as_stored  # noqa: F401  (its home; kept importable from here)
+
 
 def _text_default(value: str):
     return {"server_default": text(f"'{value}'")}
@@ -42,13 +44,6 @@ class AnyValue(UserDefinedType):
     def get_col_spec(self, **_kw: Any) -> str:
         return ""
 
-
-def as_stored(value: Any) -> Any:
-    """A customer column's value for an AnyValue column: unchanged, so it keeps its SQLite type
-    (integer, real, text, blob or NULL). Anything the driver cannot bind becomes its text."""
-    if value is None or isinstance(value, (int, float, str, bytes)):
-        return value
-    return str(value)
 
 
 def _customer_row() -> Any:

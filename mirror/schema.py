@@ -16,7 +16,7 @@ from __future__ import annotations
 from mirror.customer import CUSTOMER_COLUMNS, LABEL_COLUMNS
 from mirror.vocabulary import STATUS_LABELS, TYPE_LABELS, TYPE_WRITE_WORDS
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SEARCHED = (
     "customerfirstname",
@@ -122,6 +122,29 @@ _TRIGGERS: tuple[str, ...] = (
 )
 TRIGGER_NAMES: tuple[str, ...] = tuple(statement.split()[5] for statement in _TRIGGERS)
 
+# What `spmirror check` (or a mirror's first sync) found about the account's API, one row per
+# finding (mirror/probe): the sync reads the page size from here. Raw SQL rather than a model:
+# only mirror/store/api_facts.py reads and writes it. Shared by EXTRAS and step 3 -> 4, so a new
+# file and an upgraded one get the same table.
+_API_FINDINGS = """CREATE TABLE IF NOT EXISTS api_findings (
+        key TEXT NOT NULL PRIMARY KEY,
+        level TEXT NOT NULL CHECK (level IN ('ok', 'note', 'problem')),
+        value_json TEXT,
+        message TEXT NOT NULL,
+        what_to_do TEXT,
+        checked_at TEXT NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('check', 'first_sync'))
+    )"""
+
+# The zstd dictionaries customer_raw's payloads are compressed with (store/payloads.py); `id` is
+# the id zstd gives the dictionary and writes into each frame that uses it.
+_PAYLOAD_DICTIONARIES = """CREATE TABLE IF NOT EXISTS payload_dictionaries (
+        id INTEGER NOT NULL PRIMARY KEY,
+        trained_at TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        dictionary BLOB NOT NULL
+    )"""
+
 EXTRAS: tuple[str, ...] = (
     # One row of switches the daemon flips inside its own transactions and triggers read in their
     # WHEN: a table works for every SQLite client, where an application-defined function would not.
@@ -137,6 +160,8 @@ EXTRAS: tuple[str, ...] = (
     "INSERT OR IGNORE INTO sync_control (id, fts_deferred, daemon_writing) VALUES (1, 0, 0)",
     _SEARCH_INDEX,
     *_TRIGGERS,
+    _API_FINDINGS,
+    _PAYLOAD_DICTIONARIES,
     """CREATE VIEW IF NOT EXISTS customers_labeled AS
     SELECT c.*,
            COALESCE(s.label, c.customer_status_text) AS status_label,
@@ -242,6 +267,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # else happens to its row (an edit must not send it again).
         "ALTER TABLE create_intents ADD COLUMN needs_person INTEGER DEFAULT 0 NOT NULL",
     ),
+    # 3 -> 4: what `spmirror check` or the first sync found about the account's API; the
+    # dictionaries of compressed payloads (customer_raw keeps its TEXT rows until rewritten).
+    (_API_FINDINGS, _PAYLOAD_DICTIONARIES),
 )
 
 # The triggers that link notes, projects and history to a customer's row as either is inserted:

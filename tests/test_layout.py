@@ -80,6 +80,8 @@ def test_the_layer_check_catches_a_violation():
     ("apscheduler", {"mirror.daemon"}),
     ("prometheus_client", {"mirror.metrics"}),
     ("uvicorn", {"mirror.webhook_receiver"}),
+    ("orjson", {"mirror.wire.page"}),
+    ("zstandard", {"mirror.store.payloads"}),
 ])
 def test_each_third_party_library_has_one_home(library, homes):
     """Only the named modules import the library (the simulator, a separate program, aside)."""

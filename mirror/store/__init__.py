@@ -82,18 +82,14 @@ class Store:
     """An open mirror database. Not shared between threads: open one per thread that needs it."""
 
     def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT_MS / 1000):
-        # SQLAlchemy is imported here, not at the top: commands that only read (status, config)
-        # import this package and must start fast (`spmirror status` in 0.3 s or less).
-        from sqlalchemy import create_engine, event
-        from sqlalchemy.pool import StaticPool
-
+        # The standard sqlite3 driver, opened as SQLAlchemy's pysqlite dialect would open it for
+        # a file (check_same_thread off: the daemon's threads share a store under its locks).
+        # SQLAlchemy itself is needed only to write a schema from the models (`dialect`): a sync
+        # of an existing file never imports it, which is half a second of every run's start.
         self.path = path
         self.busy_timeout = busy_timeout
-        self.engine = create_engine(f"sqlite:///{path}", poolclass=StaticPool)
-        event.listen(self.engine, "connect", lambda connection, _record: _configure(connection,
-                                                                                 int(busy_timeout * 1000)))
-        self._proxy = self.engine.raw_connection()
-        self.db: sqlite3.Connection = self._proxy.driver_connection
+        self.db: sqlite3.Connection = sqlite3.connect(path, check_same_thread=False)
+        _configure(self.db, int(busy_timeout * 1000))
         self._schema_ready = False
         self.write_holds = WriteHolds()
 
@@ -127,8 +123,7 @@ class Store:
         return store
 
     def close(self) -> None:
-        self._proxy.close()
-        self.engine.dispose()
+        self.db.close()
 
     def __enter__(self) -> Store:
         return self
@@ -178,11 +173,31 @@ class Store:
 
         from mirror import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
-        dialect = self.engine.dialect
+        dialect = self.dialect()
         for table in SQLModel.metadata.sorted_tables:
             yield str(CreateTable(table).compile(dialect=dialect))
             for index in sorted(table.indexes, key=lambda i: i.name or ""):
                 yield str(CreateIndex(index).compile(dialect=dialect))
+
+    def index_statements(self, names: Iterable[str]) -> Iterator[str]:
+        """CREATE INDEX IF NOT EXISTS for the models' indexes of these names."""
+        from sqlalchemy.schema import CreateIndex
+        from sqlmodel import SQLModel
+
+        from mirror import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+        wanted = set(names)
+        for table in SQLModel.metadata.sorted_tables:
+            for index in sorted(table.indexes, key=lambda i: i.name or ""):
+                if index.name in wanted:
+                    yield str(CreateIndex(index, if_not_exists=True).compile(dialect=self.dialect()))
+
+    @staticmethod
+    def dialect():
+        """SQLAlchemy's SQLite dialect, for compiling the models' DDL (imported only then)."""
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.dialect()
 
     @property
     def schema_version(self) -> int:
@@ -255,7 +270,7 @@ class Store:
             "fields": fields,
             "notes": notes,
             "projects": projects,
-            "listing_json": raw[0] if raw else None,
+            "listing_json": _payloads(self.db).decompress(raw[0]) if raw else None,
             "project_customer_json": raw[1] if raw else None,
         }
 
@@ -311,3 +326,9 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 def to_json(value: Any) -> str:
     """Compact JSON for the text columns that hold records."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _payloads(db):
+    from mirror.store.payloads import PayloadCodec  # zstandard, only when a payload is read
+
+    return PayloadCodec(db)

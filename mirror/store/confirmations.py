@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from mirror.merge import same
-from mirror.models import as_stored
+from mirror.customer import as_stored
 
 
 def record_sent(db, remote_id: int, values: Mapping[str, Any], run_id: str, now: str) -> None:

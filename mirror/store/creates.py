@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from mirror.customer import WRITABLE_FIELDS, email_key
-from mirror.models import as_stored
+from mirror.customer import as_stored
 from mirror.store import FIELDS, Store
 from mirror.store.confirmations import record_sent
 

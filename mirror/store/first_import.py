@@ -12,8 +12,6 @@ schema.py's texts, so a finished file is the same as one that never deferred any
 
 from __future__ import annotations
 
-from typing import Iterator
-
 from mirror.schema import LINK_ON_INSERT_TRIGGERS, LINKED_CHILDREN
 from mirror.store import Store
 
@@ -43,7 +41,7 @@ def finish(store: Store) -> None:
     """Build what `begin` deferred, link every child row, rebuild the search index: one
     transaction, so a file is either still owed all of it or has all of it."""
     with store.transaction() as db:
-        for statement in _index_statements(store):
+        for statement in store.index_statements(DEFERRED_INDEXES):
             db.execute(statement)
         for child in LINKED_CHILDREN:
             # What the dropped triggers would have done row by row. Every row, not only NULL
@@ -56,18 +54,6 @@ def finish(store: Store) -> None:
             db.execute(statement)
         db.execute("INSERT INTO customers_fts(customers_fts) VALUES ('rebuild')")
         db.execute("UPDATE sync_control SET fts_deferred=0")
-
-
-def _index_statements(store: Store) -> Iterator[str]:
-    from sqlalchemy.schema import CreateIndex
-    from sqlmodel import SQLModel
-
-    from mirror import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-
-    for table in SQLModel.metadata.sorted_tables:
-        for index in table.indexes:
-            if index.name in DEFERRED_INDEXES:
-                yield str(CreateIndex(index, if_not_exists=True).compile(dialect=store.engine.dialect))
 
 
 def _trigger_name(statement: str) -> str:

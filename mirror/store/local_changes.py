@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from mirror.merge import same
-from mirror.models import as_stored
+from mirror.customer import as_stored
 from mirror.store import FIELDS, Store, to_json
 from mirror.store.confirmations import record_sent
 from mirror.store.remote_writes import record_conflicts

@@ -13,10 +13,11 @@ from typing import Any, Iterable, Mapping
 from mirror.changes import CREATE, UPDATE, RemoteChange
 from mirror.customer import Customer, email_key
 from mirror.merge import merge_fields, same
-from mirror.models import as_stored
+from mirror.customer import as_stored
 from mirror.store import FIELDS, Store, to_json
 from mirror.store.confirmations import check_sent, forget_sent, settle_confirmed, waiting_ids
 from mirror.store.creates import settle_state, waiting_emails
+from mirror.store.payloads import PayloadCodec
 
 _FIELD_LIST = ", ".join(FIELDS)
 _FIELD_MARKS = ", ".join("?" * len(FIELDS))
@@ -125,8 +126,10 @@ def apply_in_transaction(
     content_changed = [c for c in changes if c.kind in (CREATE, UPDATE)]
     # The base first: notes, projects and payloads reference it.
     db.executemany(_BASE_UPSERT, [_base_row(c, now) for c in changes])
-    db.executemany(_RAW_UPSERT, [(c.remote_id, c.pulled.raw_text, project_payloads.get(c.remote_id), now)
-                                 for c in changes])
+    payloads = PayloadCodec(db)
+    payloads.learn(db, [c.pulled.raw_text for c in changes], now)
+    db.executemany(_RAW_UPSERT, [(c.remote_id, payloads.compress(c.pulled.raw_text),
+                                  project_payloads.get(c.remote_id), now) for c in changes])
     applied.conflicts = _write_customer_rows(db, rows_changed, conflict_policy, run_id, now, applied.not_taken)
     if content_changed:
         _replace_children(db, [c.pulled.customer for c in content_changed], first_import)
@@ -334,7 +337,7 @@ def adopt_found(store: Store, local_id: int, sent: Mapping[str, Any], change: Re
         local = dict(zip(names, row))
         db.execute("UPDATE customers SET pkcustomerid=?, sync_error=NULL WHERE id=?", (change.remote_id, local_id))
         db.execute(_BASE_UPSERT, _base_row(change, now))
-        db.execute(_RAW_UPSERT, (change.remote_id, change.pulled.raw_text, None, now))
+        db.execute(_RAW_UPSERT, (change.remote_id, PayloadCodec(db).compress(change.pulled.raw_text), None, now))
         _replace_children(db, [change.pulled.customer])
         merge = merge_fields({n: sent.get(n) for n in names}, local, change.fields, names, policy)
         if merge.to_local:
