@@ -14,6 +14,7 @@ from mirror.customer import BEST_CONTACT_COLUMNS, Customer, Note, Owner, Project
 from mirror.errors import WireError
 from mirror.vocabulary import STATUS_IDS, STATUS_LABELS, TYPE_IDS, TYPE_LABELS
 from mirror.wire.fields import ALL_FIELDS, FieldReader, address_line, empty_fields, remote_id_of, system_size_kw
+from mirror.wire.read_fast import clean_read
 
 SITE_PARTS = ("streetnum", "street", "suburb", "state", "postcode", "country")
 READ_CARRIES = frozenset(ALL_FIELDS) - {"customerabn", *BEST_CONTACT_COLUMNS}
@@ -45,6 +46,15 @@ _NO_OWNER = dict.fromkeys(Owner._fields)
 
 def customer_from_read(record: Any) -> Customer:
     """Map one read-shape record to a canonical customer (WireError only for a bad id)."""
+    if record.__class__ is dict:
+        customer = clean_read(record, READ_CARRIES, READ_CARRIES_NO_PROJECT)
+        if customer is not None:
+            return customer
+    return general_read(record)
+
+
+def general_read(record: Any) -> Customer:
+    """customer_from_read for any record: every oddity noted as a problem (see read_fast)."""
     remote_id = remote_id_of(record, "customer_id")
     r = FieldReader(record)
     fields = empty_fields()
