@@ -358,6 +358,65 @@ class SolarProofClient:
                                       status=error.status, code=error.code)
         raise error
 
+    # probe: ------------------------------------------------------------------------------
+    # For `spmirror check` (mirror/probe), which must see each answer as the server framed it.
+
+    def probe_read(self, action: str, params: dict[str, Any] | None = None) -> tuple[int, str, str, float]:
+        """GET one read and return (HTTP status, content type, body text, seconds) as answered:
+        an error object, an HTML page or a 404 is something to look at here, not an exception.
+
+        Only the read actions, and `spmirror-check-no-such-action` (to see how errors come back),
+        are sent: a server that routes on `action` alone would apply a write sent as GET.
+        Network failures, 429 and 5xx pages without the API's JSON are retried as `_call`
+        retries (ApiUnavailableError when they last); a garbled 2xx body is retried twice, then
+        returned. A host that does not resolve and TLS that cannot work raise as in
+        `_send_once`. The text is redacted of the key, which a server may echo.
+        """
+        if action not in ("getallcustomers", "getcustomerByemail", "getcustomerid", "getcustomer",
+                          "getcustomerofproject", "spmirror-check-no-such-action"):
+            raise ValueError(f"probe_read sends reads only, not {action!r}")
+        secrets = (self._api_key,)
+        query = {"action": action, "api_key": self._api_key, **(params or {})}
+        started, failures = self._clock(), 0
+        while True:
+            sent = time.perf_counter()
+            status, retry_after = None, None
+            try:
+                response = self._http.get(self.url, params=query)
+            except httpx.TransportError as exc:
+                exc.args = (redact_text(str(exc), secrets),)
+                if isinstance(exc, httpx.ConnectError) and unresolved_host(exc):
+                    raise host_not_found(action, self.url) from exc
+                if isinstance(exc, httpx.ConnectError) and (tls := tls_mismatch(exc)):
+                    raise endpoint_tls(action, tls) from exc
+                reason = f"network error ({type(exc).__name__}: {exc.args[0] or 'no detail'})"
+            else:
+                seconds = time.perf_counter() - sent
+                status, text = response.status_code, redact_text(response.text, secrets)
+                content_type = response.headers.get("Content-Type", "")
+                try:
+                    body = json.loads(text)
+                except (ValueError, RecursionError):
+                    body = _UNREADABLE
+                garbled = status < 300 and body is _UNREADABLE
+                if status != 429 and not (status >= 500 and not is_api_answer(body)) and not garbled:
+                    self.stats.record(action, "ok" if status < 300 else "refused")
+                    return status, content_type, text, seconds
+                if garbled and failures + 1 >= min(3, self.retry.attempts):  # a page, not a glitch
+                    self.stats.record(action, "ok")
+                    return status, content_type, text, seconds  # what this server answers: let the probe say
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                reason = f"HTTP {status}: {describe_body(content_type, text, secrets)}"
+            self.stats.record(action, "throttled" if status == 429 else "failed")
+            failures += 1
+            delay = self.retry.delay(failures, retry_after, self._rng)
+            elapsed = self._clock() - started
+            if failures >= self.retry.attempts or elapsed + delay > self.retry.deadline:
+                raise ApiUnavailableError(action, f"gave up after {failures} tries in {elapsed:.1f}s: {reason}",
+                                          status=status)
+            log.warning("api_retried", action=action, failures=failures, delay=round(delay, 3), reason=reason)
+            self._sleep(delay)
+
 
 _UNREADABLE = object()
 

@@ -29,6 +29,7 @@ from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAG
 # Each command's module, imported only to run that command (or to build the whole parser), and
 # the line `spmirror --help` shows for it: the module's register() gives the same (a test checks).
 COMMANDS = {
+    "check": ("mirror.commands.check", "read a few answers of the API and say whether a sync would work"),
     "sync": ("mirror.commands.sync", "push local edits and pull every customer now, then exit"),
     "run": ("mirror.commands.run", "run as a service: sync on a schedule, push local edits within seconds"),
     "status": ("mirror.commands.status", "show counts, rows by sync_state and the last sync"),

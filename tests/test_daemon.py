@@ -389,7 +389,7 @@ def test_edit_seen_while_another_sync_runs_is_pushed_once_the_lock_frees(harness
     harness.notes.wait_for(lambda line: line == "WATCHDOG=1", timeout=5, start=synced, message="WATCHDOG=1")
     target = harness.sim.account.ids()[9]
     lock = sync_lock(harness.db, "test")
-    lock.acquire()
+    lock.acquire(wait_seconds=10)  # once a push of the daemon's own, if one runs, is done
     try:
         edit_row(harness.db, "UPDATE customers SET customerphone2 = '0412 000 666' WHERE pkcustomerid = ?",
                  (target,))
@@ -443,7 +443,7 @@ def test_second_instance_and_a_blocked_sync_exit_75(harness):
     assert daemon.running()
 
     lock = sync_lock(harness.db, "test")
-    lock.acquire()
+    lock.acquire(wait_seconds=10)  # once a push of the daemon's own, if one runs, is done
     try:
         started = time.monotonic()
         blocked = harness.spmirror("sync", "--wait", "0.3", timeout=15)

@@ -34,11 +34,11 @@ except ImportError:  # pragma: no cover - the test extra installs it; CI must no
     pytest.skip("datasette is not installed: pip install -e '.[test]' (the test extra brings it)",
                 allow_module_level=True)
 
-INTERNAL = {"customer_base", "customer_raw", "sync_control", "create_intents", "unconfirmed_writes",
+INTERNAL = {"customer_base", "customer_raw", "payload_dictionaries", "sync_control", "create_intents", "unconfirmed_writes",
             "mirror_account", "webhook_subscriptions", "customers_fts", "customers_fts_data", "customers_fts_idx",
             "customers_fts_docsize", "customers_fts_config"}
 SHOWN = {"customers", "customer_notes", "customer_projects", "customer_changes", "deleted_customers", "users",
-         "customer_conflicts", "customer_statuses", "customer_types", "sync_runs", "rejected_records"}
+         "customer_conflicts", "customer_statuses", "customer_types", "sync_runs", "rejected_records", "api_findings"}
 
 
 @pytest.fixture(scope="module")

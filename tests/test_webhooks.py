@@ -456,7 +456,7 @@ def test_a_fetch_made_before_a_pull_does_not_overwrite_what_the_pull_wrote(own_m
     first, last = [s for s in (1, 2, 3) if s != mirror.sim.account.get(target)["status"]][:2]
     reads_before = mirror.reads()
     lock = sync_lock(mirror.db, "test")
-    lock.acquire()  # as a long sync would
+    lock.acquire(wait_seconds=10)  # as a long sync would (once a push of the daemon's own, if one runs, is done)
     try:
         fetched = len(mirror.events("webhook_fetched"))
         mirror.sim.account.set_status(target, first)  # the receiver fetches `first`, then waits for the lock

@@ -42,7 +42,31 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "--empty-keeps-value", dest="empty_clears", action="store_false",
         help='an update sending "" or null for phone2, companyname or companyphone keeps the old value',
     )
+    # The odd cases `spmirror check` recognises, to try it (and a mirror) against them.
+    parser.add_argument("--old-docs", action="store_true",
+                        help="serve the older documentation's shapes: integer ids, notes as \"\", status as a "
+                        "number, datetime creation dates, errors inside HTTP 200, creates without an id")
+    parser.add_argument("--int-ids", action="store_true", help="customer, project and user ids as JSON numbers")
+    parser.add_argument("--errors-in-200", action="store_true",
+                        help="answer errors ({code, message}) with HTTP 200 instead of 4xx")
+    parser.add_argument("--page-size", type=page_size, default=50, metavar="N",
+                        help="customers per getallcustomers page (the docs say 50; default 50)")
+    parser.add_argument("--unknown-status", default="", metavar="WORD",
+                        help="a status word the docs do not list, served for every fifth customer")
+    parser.add_argument("--past-end", choices=("empty", "last", "error"), default="empty",
+                        help="what a listing page past the last answers: [] (empty, the default), the last page "
+                        "again (last), or an error (error)")
     parser.set_defaults(handler=run, needs_settings=False)
+
+
+def page_size(text: str) -> int:
+    """An argparse type: a page size the simulator can serve (1..1000)."""
+    from mirror.simulator.quirks import MAX_PAGE_SIZE  # imported late, as in run()
+
+    value = non_negative_int(text)
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"expected 1..{MAX_PAGE_SIZE}, got {value}")
+    return value
 
 
 def write_field(text: str) -> str:
@@ -58,8 +82,11 @@ def quirks_from(args: argparse.Namespace):
     """The simulator's Quirks for these arguments (the other quirks at their defaults)."""
     from mirror.simulator.quirks import Quirks
 
-    return Quirks(getcustomer=args.getcustomer, ignored_fields=tuple(args.ignored_fields),
-                  empty_clears=args.empty_clears)
+    quirks = Quirks.old_docs() if args.old_docs else Quirks()
+    switched = {name: True for name in ("int_ids", "errors_in_200") if getattr(args, name)}
+    return quirks.update(getcustomer=args.getcustomer, ignored_fields=tuple(args.ignored_fields),
+                         empty_clears=args.empty_clears, page_size=args.page_size,
+                         unknown_status=args.unknown_status, past_end=args.past_end, **switched)
 
 
 def run(args: argparse.Namespace, _settings) -> int:

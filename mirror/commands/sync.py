@@ -22,7 +22,12 @@ from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILA
 from mirror.lock import LockBusy, sync_lock
 from mirror.logs import hide_on_console
 from mirror.progress import PushProgress, StatusLine, WalkProgress, format_duration
+from mirror.probe.calls import LISTING, Answer, fetch_answers
+from mirror.probe.detect import detect
+from mirror.probe.findings import UnsafeApi, problems
 from mirror.store import Store, StoreBusy, StoreError, WriteHolds
+from mirror.store.account import load_pin, mirrored_people
+from mirror.store.api_facts import record_findings, recorded_page_size
 from mirror.store.local_changes import listed_by_last_walk
 from mirror.store.runs import finish_run, last_walk_pages, open_for_reading, rows_by_state, start_run
 from mirror.sync.account import AccountMismatch, check_account, ensure_account
@@ -176,8 +181,12 @@ def render_plan(report: SyncReport) -> str:
 
 
 def pull_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = False,
-                 stop: threading.Event | None = None, confirming: bool = False) -> PullOptions:
+                 stop: threading.Event | None = None, confirming: bool = False,
+                 page_size: int | None = None) -> PullOptions:
+    """`page_size`: what spmirror check or the first sync measured (None: the documented 50)."""
+    measured = {"page_size": page_size} if page_size else {}
     return PullOptions(
+        **measured,
         max_in_flight=settings[("api", "max_in_flight")],
         max_pages=settings[("api", "max_pages")],
         mass_delete_share=settings[("sync", "mass_delete_share")],
@@ -188,6 +197,35 @@ def pull_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = Fa
         stop=stop,
         confirming=confirming,
     )
+
+
+def first_contact(store: Store, client: SolarProofClient, settings: Settings, *, dry_run: bool) -> int | None:
+    """On a mirror's first sync (no account pinned, no customer ever pulled), before anything is
+    written here or in Solar Proof: spmirror check's detection, from the listing and a wrong call
+    (no lookups). Its findings are recorded (not on a dry run), and a problem raises UnsafeApi
+    with the lines spmirror check prints. Returns the page size to walk with: the measured one,
+    or the one recorded earlier (None: the documented 50).
+
+    Page 1 is read as every sync reads it, so a refused key or a URL that is not the API raises
+    the usual error (AuthError, EndpointError) before anything else is asked.
+    """
+    if load_pin(store) is not None or mirrored_people(store):
+        return recorded_page_size(store)
+    started = time.perf_counter()
+    records = client.fetch_customer_page(1)
+    text = "null" if records is None else "[" + ",".join(record.text for record in records) + "]"
+    page_one = Answer(LISTING, {"page": 1}, 200, "application/json", text, time.perf_counter() - started)
+    max_pages = settings[("api", "max_pages")]
+    findings = detect(fetch_answers(client, lookups=False, max_pages=max_pages, page_one=page_one),
+                      max_pages=max_pages)
+    if not dry_run:
+        record_findings(store, findings, source="first_sync", now=utc_now_text())
+    found = problems(findings)
+    if found:
+        raise UnsafeApi(found)
+    size = next((f.value for f in findings if f.key == "page_size"), None)
+    measured = size.get("size") if isinstance(size, dict) and size.get("measured") else None
+    return measured or (None if dry_run else recorded_page_size(store))
 
 
 def push_options(settings: Settings, allow_mass_delete: bool, dry_run: bool = False,
@@ -237,6 +275,7 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                 start_run(store, run_id, utc_now_text())
             expected_pages = last_walk_pages(store)
             try:
+                page_size = first_contact(store, client, settings, dry_run=dry_run)
                 # An unpinned file is pinned once the API accepts the key (and, if it holds
                 # customers already, once the listing shows they are this account's).
                 ensure_account(store, client, settings[("api", "url")], settings.api_key, utc_now_text(),
@@ -247,7 +286,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                         run_id=run_id, now=utc_now_text)
                 if pull:
                     pulled = run_pull(
-                        store, client, pull_options(settings, allow_mass_delete, dry_run, stop), run_id=run_id,
+                        store, client, pull_options(settings, allow_mass_delete, dry_run, stop, page_size=page_size),
+                        run_id=run_id,
                         now=utc_now_text, on_page=line and WalkProgress(line, expected_pages),
                     )
                     for name in PullReport.__dataclass_fields__:
@@ -266,12 +306,12 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
                                 # Nothing can read these by id: one more walk reads what Solar Proof
                                 # took, so no row ends this sync 'synced' on trust, or waits a sync.
                                 confirmed = run_pull(store, client, pull_options(
-                                    settings, allow_mass_delete, stop=stop, confirming=True),
+                                    settings, allow_mass_delete, stop=stop, confirming=True, page_size=page_size),
                                     run_id=run_id, now=utc_now_text)
                                 report.not_taken += confirmed.not_taken
                                 report.conflicts += confirmed.conflicts
                 result, code = "ok", EXIT_OK
-            except AccountMismatch as exc:
+            except (AccountMismatch, UnsafeApi) as exc:
                 result, error, code = "refused", str(exc), EXIT_USAGE
             except (MassDeleteRefused, LocalDeleteRefused) as exc:
                 result, error, code = "refused", str(exc), EXIT_REFUSED

@@ -20,8 +20,8 @@ later by a background thread, so no call here waits for a receiver. `webhook_fau
 delivery faults; `deliveries`, `wait_for_deliveries`, `flush_webhooks`, `clear_deliveries`
 and `close` observe and control delivery.
 
-Listing order is `"id"` (ascending) or `"newest"` (descending id); pages hold 50 customers,
-served from `read_cache.py`.
+Listing order is `"id"` (ascending) or `"newest"` (descending id); pages hold 50 customers
+(PAGE_SIZE, or the `page_size` quirk), served from `read_cache.py`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from .read_cache import ReadShapeCache
 from .shift import Shift
 from .subscriptions import Subscriptions
 
-PAGE_SIZE = 50
+PAGE_SIZE = 50  # the documented size; Quirks.page_size is the one served
 ORDERS = ("id", "newest")
 
 
@@ -262,6 +262,11 @@ class Account:
                 self._shift.run(self, page)
             return body
 
+    def past_the_end(self, page: int) -> bool:
+        """Whether listing page `page` (1-based) lies past the last one that holds customers."""
+        with self._lock:
+            return page > 1 and (page - 1) * self.quirks.page_size >= len(self._ids)
+
     def customer_bytes(self, customer_id: int) -> bytes | None:
         """One customer in the read shape, or None."""
         with self._lock:
@@ -382,11 +387,14 @@ class Account:
         return list(self._ids) if self.order == "id" else self._ids[::-1]
 
     def _page_ids(self, page: int, ids: list[int]) -> list[int]:
-        start = (page - 1) * PAGE_SIZE
+        size = self.quirks.page_size
+        if self.quirks.past_end == "last" and ids and (page - 1) * size >= len(ids):
+            page = (len(ids) - 1) // size + 1  # a server that clamps the page number
+        start = (page - 1) * size
         if self.order == "id":
-            return ids[start:start + PAGE_SIZE]
+            return ids[start:start + size]
         high = len(ids) - start
-        return ids[max(0, high - PAGE_SIZE):high][::-1] if high > 0 else []
+        return ids[max(0, high - size):high][::-1] if high > 0 else []
 
     @staticmethod
     def _check_order(order: str) -> None:

@@ -177,6 +177,8 @@ def _read(action: str, request: Request, account: Account, serve: bool) -> Reply
         page = query.get("page", "").strip() or "1"
         if not page.isdigit() or len(page) > 9 or int(page) < 1:
             raise invalid("Invalid value for parameter 'page'")
+        if account.quirks.past_end == "error" and account.past_the_end(int(page)):
+            raise invalid("Page out of range")
         return Reply(200, account.page_bytes(int(page), serve=serve))
     if action == "getcustomerofproject":
         project_id = _id_param(query, "project_id")

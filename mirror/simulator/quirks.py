@@ -33,9 +33,25 @@ must not take on trust (`old_docs()` leaves them at their defaults):
   field (`phone2`, `companyname`, `companyphone`) clears it. False keeps the stored value and
   still answers success (the docs never say that `""` clears a field).
 
+Two more are surprises a live account may hold, for `spmirror check` to recognise (also left at
+their defaults by `old_docs()`):
+
+* `page_size` (default 50): customers per `getallcustomers` page. Both doc generations say 50;
+  a server with another size would make a walk that trusts 50 stop early (a smaller size) or
+  read more per page (a larger one). 1..1000.
+* `unknown_status` (default `""`): a status word the docs do not list (say `"Site Visit
+  Booked"`), served as `customer_status` of every fifth customer by id (ids divisible by 5)
+  instead of its status; `""` serves none.
+* `past_end` (default `"empty"`): what a `getallcustomers` page past the last one answers,
+  which neither generation documents: `"empty"` (`[]`), `"last"` (the last page again, as a
+  server that clamps the page number would) or `"error"` (`INVALID_PARAMETERS` "Page out of
+  range", framed as every error is). The last two leave a walk unable to see the end whenever
+  the last page is full.
+
 Quirks are read on every request, so flipping one takes effect on the next request. The account
-keys its rendered-JSON cache on `Quirks.key()`, so caches never serve a stale shape (the last
-three never change the shape of what is stored, so they are not part of the key).
+keys its rendered-JSON cache on `Quirks.key()`, so caches never serve a stale shape (getcustomer,
+ignored_fields, empty_clears, page_size and past_end never change the shape of one record, so
+they are not part of the key).
 """
 
 from __future__ import annotations
@@ -47,7 +63,9 @@ UPDATE_ID_KEYS = ("CustomerId", "id")
 # The W names of the create/update bodies, in the create page's order (actions.WRITE_FIELDS).
 WRITE_FIELD_NAMES = ("firstname", "surname", "email", "phone1", "phone2", "type",
                      "companyname", "companyphone", "gststatus")
-_NOT_BOOL = frozenset({"update_id_key", "ignored_fields"})
+_NOT_BOOL = frozenset({"update_id_key", "ignored_fields", "page_size", "unknown_status", "past_end"})
+PAST_END = ("empty", "last", "error")
+MAX_PAGE_SIZE = 1000
 
 
 @dataclass
@@ -64,6 +82,9 @@ class Quirks:
     getcustomer: bool = True
     ignored_fields: tuple[str, ...] = ()
     empty_clears: bool = True
+    page_size: int = 50
+    unknown_status: str = ""
+    past_end: str = "empty"
 
     def __post_init__(self) -> None:
         # Validate constructor arguments the same way (and keep ignored_fields as a tuple).
@@ -87,6 +108,13 @@ class Quirks:
         if merged["update_id_key"] not in UPDATE_ID_KEYS:
             raise ValueError(f"update_id_key must be one of {UPDATE_ID_KEYS}, not {merged['update_id_key']!r}")
         merged["ignored_fields"] = _field_names(merged["ignored_fields"])
+        size = merged["page_size"]
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_PAGE_SIZE:
+            raise ValueError(f"quirk page_size must be a whole number 1..{MAX_PAGE_SIZE}, not {size!r}")
+        if merged["past_end"] not in PAST_END:
+            raise ValueError(f"quirk past_end must be one of {PAST_END}, not {merged['past_end']!r}")
+        if not isinstance(merged["unknown_status"], str):
+            raise ValueError("quirk unknown_status must be text (\"\" for none)")
         for name in names - _NOT_BOOL:
             if not isinstance(merged[name], bool):
                 raise ValueError(f"quirk {name} must be true or false")
@@ -100,7 +128,8 @@ class Quirks:
 
     def key(self) -> tuple:
         """A hashable summary of everything that changes the rendered read shape."""
-        return (self.int_ids, self.notes_as_string, self.status_as_number, self.datetime_creation)
+        return (self.int_ids, self.notes_as_string, self.status_as_number, self.datetime_creation,
+                self.unknown_status)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

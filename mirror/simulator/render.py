@@ -61,9 +61,15 @@ def read_shape(record: dict, owner: dict, quirks: Quirks) -> dict:
         "owner_user_info": owner,
         "creation_date": record["created"] if quirks.datetime_creation else record["created"][:10],
         "customer_notes": notes if notes or not quirks.notes_as_string else "",
-        "customer_status": str(record["status"]) if quirks.status_as_number else STATUS_WORDS[record["status"]],
+        "customer_status": _status(record, quirks),
         "projects": [_project(p, int_ids) for p in record["projects"]],
     }
+
+
+def _status(record: dict, quirks: Quirks) -> str:
+    if quirks.unknown_status and record["id"] % 5 == 0:
+        return quirks.unknown_status  # a word the docs do not list (quirks.py)
+    return str(record["status"]) if quirks.status_as_number else STATUS_WORDS[record["status"]]
 
 
 def read_bytes(record: dict, owner: dict, quirks: Quirks) -> bytes:

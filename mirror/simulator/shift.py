@@ -17,7 +17,7 @@ It works on the account's internals and is only called with the account's lock h
 
 from __future__ import annotations
 
-PAGE_SIZE = 50
+PAGE_SIZE = 50  # the documented size; the account's Quirks.page_size is the one served
 
 
 class Shift:
@@ -38,7 +38,7 @@ class Shift:
     def run(self, account, page: int) -> None:
         """Apply the shift to `account` (lock held by the caller)."""
         self.done = True
-        cut = page * PAGE_SIZE
+        cut = page * account.quirks.page_size
         before = account._listing()
         served = before[:cut]
         victims = account.people.rng.sample(served, min(self.delete_served, len(served)))

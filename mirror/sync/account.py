@@ -22,7 +22,8 @@ from mirror.errors import MirrorError, WireError
 from mirror.redaction import redact_url
 from mirror.store import Store
 from mirror.store.account import AccountPin, load_pin, mirrored_people, save_pin
-from mirror.walk import CustomerWalk, PageSource
+from mirror.store.api_facts import recorded_page_size
+from mirror.walk import PAGE_SIZE, CustomerWalk, PageSource
 from mirror.wire import parse_customer
 
 # Share of mirrored customers that must be found again (same id, same email or name) for a
@@ -104,7 +105,9 @@ def compare_listing(store: Store, remote: PageSource) -> SameAccountEvidence:
     """Walk the whole listing and count mirrored customers it shows as the same people."""
     people = mirrored_people(store)
     recognised = 0
-    for page in CustomerWalk(remote):
+    # The page size a check or the first sync measured: a smaller true size would end the walk
+    # after page 1 and show almost nobody.
+    for page in CustomerWalk(remote, page_size=recorded_page_size(store) or PAGE_SIZE):
         for record in page.records:
             known = people.get(record.remote_id)
             if known is None:
