@@ -198,3 +198,21 @@ def test_plan_deletes_invariants(base, listed, size, share, allow):
     assert plan.reappeared == previously_missing & listed
     assert plan.limit >= 1
     assert plan.refused == (len(plan.confirmed) > plan.limit and not allow)
+
+
+def test_base_hashes_find_each_stored_hash_and_nothing_else():
+    """The pull's compact index of stored raw hashes: a stored hash matches its own customer only;
+    an empty or unreadable stored hash (a customer this mirror wrote) matches nothing."""
+    from mirror.fingerprint import raw_hash
+    from mirror.sync.base_hashes import BaseHashes
+
+    rows = [(3, raw_hash("a")), (7, ""), (8, "not hex"), (9, raw_hash("b")), (2**40, raw_hash("c"))]
+    stored = BaseHashes.load(rows)
+    assert len(stored) == 5
+    assert stored.unchanged(3, raw_hash("a")) and stored.unchanged(9, raw_hash("b"))
+    assert stored.unchanged(2**40, raw_hash("c"))
+    assert not stored.unchanged(3, raw_hash("b"))  # changed
+    assert not stored.unchanged(4, raw_hash("a"))  # never seen
+    assert not stored.unchanged(10, raw_hash("b"))  # past the last id
+    assert not stored.unchanged(7, "") and not stored.unchanged(8, "not hex")
+    assert not BaseHashes().unchanged(3, raw_hash("a"))

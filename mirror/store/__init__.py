@@ -221,8 +221,8 @@ class Store:
         return self.db.execute("SELECT 1 FROM customer_base LIMIT 1").fetchone() is not None
 
     def base_entries(self, remote_ids: Iterable[int]) -> dict[int, BaseEntry]:
-        """The last-seen hashes of these customers (a page's worth), for recognising unchanged
-        records cheaply. Asked page by page, so no pull holds the whole base in memory."""
+        """What the pull needs of these customers' bases (the changed ones of a page): asked
+        page by page, so no pull holds the whole base in memory."""
         result: dict[int, BaseEntry] = {}
         for chunk in _chunks(list(remote_ids), 500):
             marks = ",".join("?" * len(chunk))
@@ -230,6 +230,10 @@ class Store:
                                        f"FROM customer_base WHERE pkcustomerid IN ({marks})", chunk):
                 result[row[0]] = BaseEntry(row[1], row[2], row[3])
         return result
+
+    def raw_hashes(self) -> Iterator[tuple[int, str]]:
+        """(pkcustomerid, raw_hash) of every base, in id order, streamed."""
+        return iter(self.db.execute("SELECT pkcustomerid, raw_hash FROM customer_base ORDER BY pkcustomerid"))
 
     def missing_since(self, listed: Container[int]) -> dict[int, str | None]:
         """For planning deletes: each customer with a base that `listed` lacks, or that an

@@ -24,6 +24,7 @@ from mirror.store import BaseEntry, Store, first_import, to_json
 from mirror.store.creates import count_walk_for_intents, flag_candidates, open_intents, waiting_emails
 from mirror.store.remote_writes import adopt_found, apply_remote_changes, delete_customers, mark_missing
 from mirror.store.runs import record_rejected
+from mirror.sync.base_hashes import BaseHashes
 from mirror.sync.creates import ABSENT, ADOPT, match_creates
 from mirror.sync.dry_run import describe_create_decisions, describe_deletes, describe_remote_changes
 from mirror.sync.planner import plan_deletes, plan_remote_change
@@ -132,17 +133,18 @@ def run_pull(
                          page_size=options.page_size)
     pending: list[Pulled] = []
     base: dict[int, BaseEntry] = {}  # the base of the customers in `pending`, read page by page
+    # Read before the walk's threads start: see base_hashes.py for why not page by page.
+    stored = BaseHashes() if initial_import else BaseHashes.load(store.raw_hashes())
     for page in walk:
         report.pages += 1
         report.listed += len(page.records)
         report.duplicates += page.duplicates
         if page.rejected and not options.dry_run:
             _reject(store, page, run_id, now(), [(item.text, str(error)) for item, error in page.rejected], report)
-        page_base = {} if initial_import else store.base_entries(record.remote_id for record in page.records)
+        changed = []
         for record in page.records:
             text_hash = raw_hash(record.text)
-            entry = page_base.get(record.remote_id)
-            if entry is not None and entry.raw_hash == text_hash:
+            if stored.unchanged(record.remote_id, text_hash):
                 report.unchanged += 1
                 continue
             try:
@@ -151,8 +153,9 @@ def run_pull(
                 _reject(store, page, run_id, now(), [(record.text, str(exc))], report)
                 continue
             pending.append(Pulled(customer, record.text, text_hash, ""))
-            if entry is not None:
-                base[record.remote_id] = entry
+            changed.append(record.remote_id)
+        if changed and len(stored):
+            base.update(store.base_entries(changed))
         if len(pending) >= options.batch_records or page.is_last:
             _flush(store, remote, options, pending, base, report, run_id, now(), initial_import)
             pending, base = [], {}
