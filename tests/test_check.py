@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import API_KEY
+from conftest import API_KEY, make_client
 from mirror.cli import build_parser
 from mirror.commands.simulate import quirks_from
 from mirror.commands.sync import sync_once
 from mirror.config import load_settings
 from mirror.exit_codes import EXIT_OK, EXIT_USAGE
+from mirror.probe.calls import LISTING, fetch_answers
 from mirror.probe.detect import detect
 from mirror.probe.samples import load_samples
 from mirror.simulator.journal import WRITE_ACTIONS
@@ -361,3 +362,87 @@ def test_simulate_serves_the_odd_cases_by_its_flags():
             parser.parse_args(["simulate", *bad])
     with pytest.raises(ValueError):
         Quirks(page_size=True)
+
+
+# -- servers the simulator does not play: one call answered otherwise ----------------------------------
+
+class AnsweredOtherwise:
+    """The client's probe reads against the simulator, except where `answer(action, params)` gives
+    (status, content type, text) of its own: a server that differs from the simulator in one call."""
+
+    def __init__(self, client, answer):
+        self.client, self.answer = client, answer
+
+    def probe_read(self, action, params=None):
+        own = self.answer(action, params or {})
+        return (*own, 0.001) if own is not None else self.client.probe_read(action, params)
+
+
+def probe(sim, clock, answer=lambda _action, _params: None, source=None) -> dict:
+    with make_client(sim, clock) as client:
+        answers = fetch_answers(source(client) if source else AnsweredOtherwise(client, answer))
+    return {f.key: f for f in detect(answers)}
+
+
+WEB_SERVER_404 = (404, "text/html", "<html><head><title>404 Not Found</title></head><body>nginx</body></html>")
+
+
+def test_errors_inside_200_are_seen_when_an_unknown_action_gets_a_web_servers_404(clock):
+    """A server that answers its own errors inside HTTP 200 but leaves an action it does not know to the web
+    server's 404 page: the errors finding says errors come inside 200 (getcustomer's NOT_FOUND shows it), not
+    that errors come as a bare status."""
+    with SimulatorServer(customers=60, seed=11, api_key=API_KEY,
+                         quirks=Quirks(errors_in_200=True, getcustomer=False)) as sim:
+        found = probe(sim, clock, lambda action, _p: WEB_SERVER_404 if action == "spmirror-check-no-such-action"
+                      else None)
+    assert found["errors"].level == "note" and found["errors"].value["framing"] == "in_200"
+    assert "inside HTTP 200" in found["errors"].message and "404 Not Found" in found["errors"].message
+    assert "errors inside HTTP 200" in found["docs"].value["older"]
+    assert found["getcustomer"].level == "note"
+
+
+@pytest.mark.parametrize("answer, level", [
+    ((200, "application/json", '{"code":"NOT_FOUND","message":"Unknown action"}'), "note"),
+    (WEB_SERVER_404, "note"),
+    ((400, "application/json", '{"code":"INVALID_PARAMETERS","message":"Unknown action getcustomer"}'), "problem"),
+    ((200, "application/json", '{"code":"UNAUTHORISED","message":"Not allowed"}'), "problem"),
+    ((405, "text/html", "<html><title>Method Not Allowed</title></html>"), "problem"),
+])
+def test_getcustomer_is_called_missing_only_when_the_mirror_falls_back(clock, simulator, answer, level):
+    """getcustomer is a note "does not exist" only for the answers on which the mirror's client falls back to the
+    email lookup (NOT_FOUND, a 404 page); any other error would fail each sync that re-reads a customer, so it
+    is a problem."""
+    simulator.quirks.reset()
+    found = probe(simulator, clock, lambda action, _p: answer if action == "getcustomer" else None)
+    assert found["getcustomer"].level == level, found["getcustomer"].message
+    assert ("does not exist here" in found["getcustomer"].message) == (level == "note")
+
+
+def test_a_server_error_past_the_last_page_is_judged_not_taken_for_an_unreachable_api(clock):
+    """A server whose script dies (HTTP 500, every retry) on a page past the end, after a last page that is
+    exactly full: the check reports a walk that never sees its end (exit 2), not an API it could not reach."""
+    with SimulatorServer(customers=100, seed=11, api_key=API_KEY) as sim:
+
+        class DiesPastTheEnd:
+            def __init__(self, client):
+                self.client = client
+
+            def probe_read(self, action, params=None):
+                if action == LISTING and int((params or {}).get("page", 1)) > 2:
+                    sim.faults.script("500", count=4, action=LISTING)  # as many as the client tries
+                return self.client.probe_read(action, params)
+
+        found = probe(sim, clock, source=DiesPastTheEnd)
+    assert found["walk_end"].level == "problem" and "never sees the end" in found["walk_end"].message
+    assert "HTTP 500" in found["walk_end"].message
+    assert found["getcustomer"].level == "ok"
+
+
+def test_an_account_whose_customers_have_no_project_says_the_project_lookup_was_not_tried(clock):
+    """No customer on the pages read has a project: the report says getcustomerofproject was not tried (ok), and
+    nothing about it is a problem."""
+    with SimulatorServer(customers=1, seed=11, api_key=API_KEY) as sim:
+        assert sim.account.snapshot()["customers"][0]["projects"] == []  # what this seed holds
+        found = probe(sim, clock)
+    assert found["project_lookup"].level == "ok" and "not tried" in found["project_lookup"].message
+    assert not [f for f in found.values() if f.level == "problem"]

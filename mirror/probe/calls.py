@@ -14,11 +14,12 @@ A refused key or a URL that is not the API stops after page 1: nothing else can 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
-from mirror.errors import WireError
+from mirror.errors import ApiUnavailableError, WireError
 from mirror.wire.fields import remote_id_of
 
 LISTING = "getallcustomers"
@@ -73,6 +74,11 @@ def is_error_object(body: Any) -> bool:
     return isinstance(body, dict) and (("code" in body and "message" in body) or body.get("success") is False)
 
 
+def find(answers: Iterable[Answer], action: str) -> Answer | None:
+    """The first answer to `action`, or None when it was not asked."""
+    return next((a for a in answers if a.action == action), None)
+
+
 def ids_of(records: list) -> list[int | None]:
     """Each element's customer id, None where it has no usable one."""
     found: list[int | None] = []
@@ -90,7 +96,17 @@ class _Calls:
     answers: list[Answer] = field(default_factory=list)
 
     def read(self, action: str, **params: Any) -> Answer:
-        answer = Answer(action, params, *self.source.probe_read(action, params))
+        started = time.perf_counter()
+        try:
+            answer = Answer(action, params, *self.source.probe_read(action, params))
+        except ApiUnavailableError as exc:
+            # Once page 1 has answered, a server error that lasts through the retries on one call
+            # (a page past the end, an action it lacks: a PHP script that dies on them) is what
+            # this server answers to that call, for the findings to judge; it does not make the
+            # API unreachable. A network failure, or a failure on page 1, is that (exit 75).
+            if not self.answers or exc.status is None or exc.status < 500:
+                raise
+            answer = Answer(action, params, exc.status, "text/plain", exc.detail, time.perf_counter() - started)
         self.answers.append(answer)
         return answer
 

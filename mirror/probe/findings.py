@@ -15,6 +15,9 @@ from mirror.errors import MirrorError
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
 LEVELS = (OK, NOTE, PROBLEM)
+# What to do about a surprise only the project can explain.
+REPORT_IT = ("save the answers with spmirror check --save-samples DIR (names, emails, phones and the key are "
+             "masked) and attach them to an issue for solarproof-mirror")
 
 
 @dataclass(frozen=True, slots=True)
