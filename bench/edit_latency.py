@@ -1,6 +1,6 @@
 """Measure how long a local edit takes to reach the API under `spmirror run`; prints JSON.
 
-    .venv/bin/python bench/edit_latency.py [--edits 50] [--watch-interval 2s] [--samples 3]
+    .venv/bin/python bench/edit_latency.py [--edits 50] [--watch-interval SECONDS] [--samples 3]
 
 Starts a simulator and the daemon as separate processes, waits for the first sync, then makes
 --edits single-row UPDATEs from this process, each after a random pause (seeded) so edits land
@@ -51,12 +51,22 @@ def wait_until(predicate, timeout: float, poll: float = 0.01) -> bool:
     return False
 
 
-def edit_run(url: str, key: str, edits: int, watch_interval: str, run_number: int) -> list[float]:
-    """One sample run: a new mirror file and daemon, `edits` timed edits; returns their latencies."""
+def default_watch_interval() -> float:
+    from mirror.config import load_settings
+
+    return load_settings(env={})[("daemon", "watch_interval")]
+
+
+def edit_run(url: str, key: str, edits: int, watch_interval: float | None, run_number: int) -> list[float]:
+    """One sample run: a new mirror file and daemon, `edits` timed edits; returns their latencies.
+    `watch_interval` None leaves the daemon at its default."""
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "mirror.db")
         env = dict(os.environ, SPMIRROR_API_URL=url, SPMIRROR_API_KEY=key, SPMIRROR_DB=db,
-                   SPMIRROR_DAEMON_WATCH_INTERVAL=watch_interval, SPMIRROR_LOGGING_LEVEL="warning")
+                   SPMIRROR_LOGGING_LEVEL="warning")
+        if watch_interval is not None:
+            env["SPMIRROR_DAEMON_WATCH_INTERVAL"] = f"{watch_interval}s"
+        cycle = watch_interval if watch_interval is not None else default_watch_interval()
         daemon = subprocess.Popen([sys.executable, "-m", "mirror", "run"], env=env, stdout=subprocess.DEVNULL)
         try:
             def synced() -> bool:
@@ -72,7 +82,6 @@ def edit_run(url: str, key: str, edits: int, watch_interval: str, run_number: in
                                                (edits,))]
             latencies = []
             pauses = random.Random(7 + run_number)
-            cycle = float(watch_interval.rstrip("s"))
             for n, remote_id in enumerate(ids):
                 time.sleep(pauses.uniform(0, cycle))
                 # The run number in the value: every run changes the customer from what the last one left.
@@ -94,7 +103,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edits", type=int, default=50, help="edits per run")
     parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--watch-interval", default="2s", help="[daemon] watch_interval (default 2s, the default)")
+    parser.add_argument("--watch-interval", type=float, default=None,
+                        help="[daemon] watch_interval in seconds (default: the daemon's own default)")
     parser.add_argument("--samples", type=sample_count, default=3, help="runs, each a new daemon (at least 3)")
     args = parser.parse_args()
     with running_simulator(args.customers) as (url, key):
@@ -102,7 +112,7 @@ def main() -> None:
     every = [latency for run in runs for latency in run]
     print(json.dumps({
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "edits": len(every), "samples": args.samples, "watch_interval": args.watch_interval,
+        "edits": len(every), "samples": args.samples, "watch_interval_s": args.watch_interval if args.watch_interval is not None else default_watch_interval(),
         "median_s": round(percentile(every, 50), 3),
         "p95_s": round(percentile(every, 95), 3),
         "max_s": round(max(every), 3),

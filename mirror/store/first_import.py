@@ -1,6 +1,6 @@
 """A mirror's first import: its secondary indexes, link triggers and search index built once.
 
-Keeping five indexes, a full-text index and four link triggers current row by row costs more
+Keeping eight secondary indexes, a full-text index and four link triggers current row by row costs more
 than writing the rows themselves; building each once at the end, by sorting, costs a fraction
 (measured in bench/pull.py: see the README). So while a first import runs, the file has only
 what the import itself reads: the primary keys and the unique index on customers.pkcustomerid
@@ -38,20 +38,29 @@ def unfinished(store: Store) -> bool:
 
 
 def finish(store: Store) -> None:
-    """Build what `begin` deferred, link every child row, rebuild the search index: one
-    transaction, so a file is either still owed all of it or has all of it."""
-    with store.transaction() as db:
-        for statement in store.index_statements(DEFERRED_INDEXES):
+    """Build what `begin` deferred, link every child row, rebuild the search index.
+
+    One short transaction per step, not one long one: people's SQLite clients wait for the
+    write lock only as long as one index takes to build. Every step is idempotent and the flag
+    is cleared only by the last, so a file stopped between steps is finished again whole.
+    The link triggers come back before the children are linked, so a note someone inserts
+    meanwhile is linked by one or the other.
+    """
+    for statement in store.index_statements(DEFERRED_INDEXES):
+        with store.transaction() as db:
             db.execute(statement)
-        for child in LINKED_CHILDREN:
+    with store.transaction() as db:
+        for statement in LINK_ON_INSERT_TRIGGERS:
+            db.execute(statement)
+    for child in LINKED_CHILDREN:
+        with store.transaction() as db:
             # What the dropped triggers would have done row by row. Every row, not only NULL
             # ones: whatever pointed where while the triggers were away is made right.
             db.execute(f"UPDATE {child} SET customer_row = "
                        f"(SELECT c.id FROM customers c WHERE c.pkcustomerid = {child}.pkcustomerid) "
                        f"WHERE customer_row IS NOT (SELECT c.id FROM customers c "
                        f"WHERE c.pkcustomerid = {child}.pkcustomerid)")
-        for statement in LINK_ON_INSERT_TRIGGERS:
-            db.execute(statement)
+    with store.transaction() as db:
         db.execute("INSERT INTO customers_fts(customers_fts) VALUES ('rebuild')")
         db.execute("UPDATE sync_control SET fts_deferred=0")
 
