@@ -33,32 +33,6 @@ def times(answers: list[Answer], pages: dict[int, Answer]) -> Finding:
     return Finding("response_times", OK, text, value=value)
 
 
-# -- describing an answer -----------------------------------------------------------------------------
-
-def describe(answer: Answer) -> str:
-    """A short, plain description of a body, for messages."""
-    body = answer.body
-    if body is UNREADABLE:
-        if is_html(answer.content_type, answer.text):
-            title = page_title(answer.content_type, answer.text, ())
-            return f"an HTML page{f' titled {title!r}' if title else ''}"
-        text = " ".join(answer.text.split())
-        return f"a body that is not JSON ({short(text) if text else 'empty'})"
-    if is_error_object(body):
-        code = body.get("code")
-        return f"an error ({code + ': ' if code else ''}{short(body.get('message'))})"
-    if isinstance(body, list):
-        return "[]" if not body else f"an array of {len(body)}"
-    if isinstance(body, dict):
-        return "{}" if not body else f"an object with keys {', '.join(sorted(map(str, body))[:6])}"
-    return f"the JSON value {short(body)}"
-
-
-def short(value: Any, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
-
-
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 

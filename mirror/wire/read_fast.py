@@ -22,7 +22,8 @@ from mirror.customer import Customer, Note, Owner, Project
 from mirror.vocabulary import STATUS_IDS, STATUS_LABELS, TYPE_IDS, TYPE_LABELS
 from mirror.wire.fields import ALL_FIELDS, FieldReader, address_line, system_size_kw
 
-_TEXT_KEYS = (
+# (canonical column, read-shape key) of the texts; read_shape's general path reads the same.
+READ_TEXT_KEYS = (
     ("customerfirstname", "customer_first_name"),
     ("customersurname", "customer_last_name"),
     ("customeremail", "customer_email"),
@@ -114,7 +115,7 @@ def clean_read(record: dict, carried: frozenset[str], carried_no_project: frozen
     get = record.get
     fields = _EMPTY_FIELDS.copy()
     fields["pkcustomerid"] = remote_id
-    for name, key in _TEXT_KEYS:
+    for name, key in READ_TEXT_KEYS:
         value = get(key)
         if value.__class__ is str:
             fields[name] = value or None

@@ -14,21 +14,12 @@ from mirror.customer import BEST_CONTACT_COLUMNS, Customer, Note, Owner, Project
 from mirror.errors import WireError
 from mirror.vocabulary import STATUS_IDS, STATUS_LABELS, TYPE_IDS, TYPE_LABELS
 from mirror.wire.fields import ALL_FIELDS, FieldReader, address_line, empty_fields, remote_id_of, system_size_kw
-from mirror.wire.read_fast import clean_read
+from mirror.wire.read_fast import READ_TEXT_KEYS, clean_read
 
 SITE_PARTS = ("streetnum", "street", "suburb", "state", "postcode", "country")
 READ_CARRIES = frozenset(ALL_FIELDS) - {"customerabn", *BEST_CONTACT_COLUMNS}
 # With no project the list says nothing about a site address (another source may know it).
 READ_CARRIES_NO_PROJECT = READ_CARRIES - {"customer_site_address"}
-_READ_TEXT = (
-    ("customerfirstname", "customer_first_name"),
-    ("customersurname", "customer_last_name"),
-    ("customeremail", "customer_email"),
-    ("customerphone1", "customer_phone_1"),
-    ("customerphone2", "customer_phone_2"),
-    ("customercompanyname", "company_name"),
-    ("customercompanyphone", "company_phone"),
-)
 _PROJECT_TEXT = (
     ("title", "project_title"),
     ("system_size_text", "system_size"),
@@ -59,7 +50,7 @@ def general_read(record: Any) -> Customer:
     r = FieldReader(record)
     fields = empty_fields()
     fields["pkcustomerid"] = remote_id
-    r.texts(fields, _READ_TEXT)
+    r.texts(fields, READ_TEXT_KEYS)
     fields["customergstregistered"] = r.gst("gst_status")
     fields["fkcustomertypeid"], fields["customer_type_text"] = r.word(
         "customer_type", TYPE_IDS, TYPE_LABELS, "customer type"
