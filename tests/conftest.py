@@ -73,3 +73,16 @@ def make_client(server, clock: FakeClock | None = None, **options) -> SolarProof
 def client(sim, clock):
     with make_client(sim, clock) as c:
         yield c
+
+
+class FailingFromPage(SolarProofClient):
+    """A client that makes the simulator fail every listing request from page `fail_from` on."""
+
+    def __init__(self, *args, server, fail_from: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.server, self.fail_from = server, fail_from
+
+    def fetch_customer_page(self, page):
+        if page == self.fail_from:
+            self.server.faults.script("503", count=1000, action="getallcustomers")
+        return super().fetch_customer_page(page)

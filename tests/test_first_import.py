@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import API_KEY, FakeClock
-from mirror.api import SolarProofClient
+from conftest import API_KEY, FailingFromPage, FakeClock
 from mirror.commands.sync import sync_once
 from mirror.config import load_settings
 from mirror.errors import IncompleteWalkError
@@ -82,19 +81,6 @@ def test_a_finished_first_import_has_the_schema_of_a_new_file(server, tmp_path):
                                          "WHERE customersurname IS NOT NULL ORDER BY id LIMIT 1").fetchone()
     assert notes > 0 and projects > 0 and unlinked_children(db) == 0
     assert remote_id in search(db, f'"{surname}"')
-
-
-class FailingFromPage(SolarProofClient):
-    """The simulator fails every listing request from page `fail_from` on: a first import stops."""
-
-    def __init__(self, *args, server, fail_from: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.server, self.fail_from = server, fail_from
-
-    def fetch_customer_page(self, page):
-        if page == self.fail_from:
-            self.server.faults.script("503", count=1000, action="getallcustomers")
-        return super().fetch_customer_page(page)
 
 
 def test_a_first_import_stopped_half_way_is_finished_by_the_next_sync(server, tmp_path):

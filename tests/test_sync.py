@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from conftest import API_KEY, FakeClock, make_client
+from conftest import API_KEY, FailingFromPage, FakeClock, make_client
 from sqlite_edit import query, scalar
 from mirror.api import SolarProofClient
 from mirror.commands.sync import sync_once
@@ -554,18 +554,6 @@ def test_unavailable_listing_exits_75_and_applies_no_deletes(server, db):
         code, report = sync_once(settings, client=client)
     assert code == EXIT_OK and sorted(report.deleted_ids) == sorted(victims)
 
-
-class FailingFromPage(SolarProofClient):
-    """A client that makes the simulator fail every listing request from page `fail_from` on."""
-
-    def __init__(self, *args, server, fail_from: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.server, self.fail_from = server, fail_from
-
-    def fetch_customer_page(self, page):
-        if page == self.fail_from:
-            self.server.faults.script("503", count=1000, action="getallcustomers")
-        return super().fetch_customer_page(page)
 
 
 def test_walk_failing_after_some_pages_applies_no_deletes(server, db):

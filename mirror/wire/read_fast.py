@@ -33,6 +33,7 @@ READ_TEXT_KEYS = (
     ("customercompanyphone", "company_phone"),
 )
 _SITE_KEYS = ("streetnum", "street", "suburb", "state", "postcode", "country")
+_PROJECT_KEYS = ("project_title", "system_size", "solar_panel_type", "inverter_type", "proposal_link")
 _OWNER_KEYS = ("first_name", "last_name", "phone_number", "email", "work_title", "username")
 _EMPTY_FIELDS = dict.fromkeys(ALL_FIELDS)
 _UNCLEAN = object()
@@ -160,15 +161,9 @@ def _projects(value: Any) -> tuple[Project, ...] | None:
         if project_id is None:
             return None
         get = item.get
-        texts = []
-        for key in ("project_title", "system_size", "solar_panel_type", "inverter_type", "proposal_link"):
-            text = get(key)
-            if text.__class__ is str:
-                texts.append(text or None)
-            elif text is None:
-                texts.append(None)
-            else:
-                return None
+        texts = _texts(item, _PROJECT_KEYS)
+        if texts is None:
+            return None
         title, size_text, panel_type, inverter_type, link = texts
         panels, inverters = _count(get("solar_panel_quantity")), _count(get("inverter_quantity"))
         if panels is _UNCLEAN or inverters is _UNCLEAN:
@@ -231,13 +226,19 @@ def _owner(value: Any) -> Owner | None | object:
         number = _id(user_id)
         if number is None:
             return _UNCLEAN
+    texts = _texts(value, _OWNER_KEYS)
+    return _UNCLEAN if texts is None else Owner(number, *texts)
+
+
+def _texts(record: dict, keys: tuple[str, ...]) -> list[str | None] | None:
+    """Each key's text ("" as None), or None if any value is neither text nor null."""
     texts = []
-    for key in _OWNER_KEYS:
-        text = value.get(key)
+    for key in keys:
+        text = record.get(key)
         if text.__class__ is str:
             texts.append(text or None)
         elif text is None:
             texts.append(None)
         else:
-            return _UNCLEAN
-    return Owner(number, *texts)
+            return None
+    return texts
