@@ -25,6 +25,7 @@ from mirror.arguments import add_global_options, apply_logging, command_in, glob
 from mirror.errors import (ApiUnavailableError, AuthError, ConfigError, EndpointError, HostNotFoundError,
                            MirrorError, TransientApiError)
 from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from mirror.store.location import Location
 
 # Each command's module, imported only to run that command (or to build the whole parser), and
 # the line `spmirror --help` shows for it: the module's register() gives the same (a test checks).
@@ -96,8 +97,8 @@ def failed(args: argparse.Namespace, settings, exc: Exception) -> int:
     from mirror.redaction import redact_text
 
     secrets = settings.secrets() if settings is not None else ()
-    database = settings.database_path if settings is not None else (Path(args.db) if getattr(args, "db", None)
-                                                                     else None)
+    database = settings.database if settings is not None else (Location.parse(args.db) if getattr(args, "db", None)
+                                                                else None)
     problem = (mirror_problem(exc, settings, database) if isinstance(exc, MirrorError)
                else system_problem(exc, database))
     code = problem[2] if problem else EXIT_FAILURE
@@ -119,7 +120,7 @@ def failed(args: argparse.Namespace, settings, exc: Exception) -> int:
     return code
 
 
-def mirror_problem(exc: MirrorError, settings, database: Path | None) -> tuple[str, str, int] | None:
+def mirror_problem(exc: MirrorError, settings, database: Location | None) -> tuple[str, str, int] | None:
     """(message, hint, exit code) for an error of the mirror's own that a command let through."""
     store = sys.modules.get("mirror.store")  # if it was never imported, no error can come from it
     if store is not None and isinstance(exc, store.StoreError) and not isinstance(exc, store.StoreBusy):
@@ -139,6 +140,9 @@ def mirror_problem(exc: MirrorError, settings, database: Path | None) -> tuple[s
         return str(exc), "run it again later; nothing was lost", EXIT_UNAVAILABLE
     if store is not None and isinstance(exc, store.StoreBusy):
         return str(exc), "close what holds the database open for writing, then run it again", EXIT_UNAVAILABLE
+    if store is not None and isinstance(exc, store.StoreUnreachable):
+        return (str(exc), "check that the PostgreSQL server is up and the URL (--db / SPMIRROR_DB / [database] url) "
+                "names it; nothing was lost, run it again then", EXIT_UNAVAILABLE)
     if store is not None and isinstance(exc, store.StoreError):
         return str(exc), "point --db (or SPMIRROR_DB) at the mirror's file, or at a new path for a new mirror", \
             EXIT_USAGE
@@ -152,15 +156,33 @@ TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.E
 OTHER_PATH = "give spmirror another path with --db PATH (or SPMIRROR_DB)"
 
 
-def system_problem(exc: BaseException, database: Path | None) -> tuple[str, str, int] | None:
+def system_problem(exc: BaseException, database: Location | None) -> tuple[str, str, int] | None:
     """(message, hint, exit code) when `exc` is, or was caused by, a file or SQLite error; None
     for anything else (a bug)."""
+    file = database.path if database is not None else None  # None for a PostgreSQL mirror
     for cause in _causes(exc):
         if isinstance(cause, OSError):
-            return _os_problem(cause, database)
+            return _os_problem(cause, file)
         if type(cause).__module__ == "sqlite3" and isinstance(cause, Exception):
-            return _sqlite_problem(cause, database)
+            return _sqlite_problem(cause, file)
+        if type(cause).__module__.startswith("psycopg") and isinstance(cause, Exception):
+            return _postgres_problem(cause, database)
     return None
+
+
+def _postgres_problem(exc: Exception, database) -> tuple[str, str, int]:
+    """A PostgreSQL error met mid-run: the server's first line, what to check, and 75 when the
+    session was lost (the next run reconnects) or 1 otherwise."""
+    from mirror.store.location import redact_url
+
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    lost = type(exc).__name__ in ("OperationalError", "InterfaceError", "AdminShutdown")
+    where = str(database) if database is not None else "the PostgreSQL mirror"
+    if lost:
+        return (f"{where}: the PostgreSQL session ended ({redact_url(first)})",
+                "check the server is up and reachable, then run the command again", EXIT_UNAVAILABLE)
+    return (f"{where}: PostgreSQL refused a statement ({redact_url(first)})",
+            "spmirror status; if it persists, report it with the log (--debug)", EXIT_FAILURE)
 
 
 def _causes(exc: BaseException):

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 from mirror.config_values import (  # noqa: F401  (parse_duration is part of this module's API)
     _boolean, _choice, _integer, _listen, _positive_duration, _share, _text, _url, parse_duration)
 from mirror.errors import ConfigError
+from mirror.store.location import Location, url_password
 
 DEFAULT_API_URL = "https://solarproof.com.au/apidata.php"
 ENV_PREFIX = "SPMIRROR_"
@@ -64,6 +65,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("api", "max_in_flight", _integer(1, 64), 8),
     Setting("api", "max_pages", _integer(1, 10_000_000), 100_000),
     Setting("database", "path", _text, ""),
+    Setting("database", "url", _text, ""),
     Setting("database", "busy_timeout", _positive_duration, 60.0),
     Setting("sync", "interval", _positive_duration, 300.0),
     Setting("sync", "mass_delete_share", _share, 0.10),
@@ -128,9 +130,17 @@ class Settings:
     def database_path(self) -> Path:
         return Path(self.values[("database", "path")])
 
+    @property
+    def database(self) -> Location:
+        """Where the mirror is: `[database] url` if set, else `[database] path` (SPMIRROR_DB, --db),
+        which may itself be a postgresql:// URL."""
+        return Location.parse(self.values[("database", "url")] or self.values[("database", "path")])
+
     def secrets(self) -> tuple[str, ...]:
         """Values the logs must never show."""
-        return tuple(self.values[(s.section, s.key)] for s in SETTINGS if s.secret and self.values[(s.section, s.key)])
+        found = [self.values[(s.section, s.key)] for s in SETTINGS if s.secret and self.values[(s.section, s.key)]]
+        password = url_password(self.database.url) if self.database.is_postgres else None
+        return tuple(found + ([password] if password else []))
 
 
 SYSTEM_CONFIG_FILE = Path("/etc/spmirror/config.toml")

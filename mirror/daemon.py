@@ -3,15 +3,22 @@
 Jobs (each on the scheduler's worker threads, each opening its own database connection):
   sync      a full push+pull every [sync] interval (with jitter), the same code as `spmirror sync`;
             after a run that found the API unavailable it backs off, doubling up to the interval
-  watch     every [daemon] watch_interval: if another SQLite client committed since the last look
-            (PRAGMA data_version) and a push could do what no push has tried (mirror.watch: the
-            work items), push now, without a walk; the daemon's own commits so never loop
+  watch     every [daemon] watch_interval: if another client committed since the last look and a
+            push could do what no push has tried (the work items of mirror.store.sqlite.watch), push
+            now, without a walk; the daemon's own commits so never loop. On SQLite the look polls
+            PRAGMA data_version. On PostgreSQL a listener thread runs it instead, woken by the capture
+            trigger's NOTIFY (mirror.store.postgres.listen), which the daemon's own writes never send
   watchdog  WATCHDOG=1 to systemd at half of WatchdogSec, when systemd asked for it
+  run_lock  (PostgreSQL) every few seconds: is the session holding the run lock still there? If it
+            was lost, a standby may hold the lock now, so this daemon stops (exit 75; systemd
+            restarts it, and it stands by)
 
 While another program holds SQLite's write lock (a GUI editor with unsaved changes), runs are
 postponed 0.5 s, 1 s, 2 s, ... up to a minute, and resume by themselves once it is released.
-One writer: the run lock refuses a second daemon, and the sync lock keeps the daemon's runs and
-any `spmirror sync` from overlapping. Signals are acted on by a thread (mirror.signals):
+One writer: the run lock refuses a second daemon on a SQLite file; on PostgreSQL (an advisory
+lock, across hosts) a second daemon waits for it as a hot standby and takes over the moment the
+first one's session ends. The sync lock keeps the daemon's runs and any `spmirror sync` from
+overlapping. Signals are acted on by a thread (mirror.signals):
 SIGTERM/SIGINT stop the scheduler and ask a running walk to stop after its current page, so the
 process exits within seconds with every transaction whole; SIGHUP reloads what can change live
 and refuses, by name, what needs a restart (mirror.reload).
@@ -24,7 +31,6 @@ import signal
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Callable
 
 import structlog
@@ -39,14 +45,13 @@ from mirror.config import Settings
 from mirror.daemon_state import daemon_state_path, write_daemon_state
 from mirror.errors import ListenError, MirrorError
 from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE
-from mirror.lock import LockBusy, run_lock, sync_lock
 from mirror.metrics import Metrics
 from mirror.notify import notify, watchdog_interval
 from mirror.reload import plan_reload
 from mirror.signals import SignalThread
-from mirror.store import Store, StoreBusy
+from mirror.store import LockBusy, Store, StoreBusy, backend_for
 from mirror.sync.account import AccountMismatch, check_account
-from mirror.watch import FileWatch, WorkItem
+from mirror.store.pending_work import WorkItem
 from mirror.webhooks import WebhookReceiver
 
 log = structlog.get_logger()
@@ -65,18 +70,23 @@ class Daemon:
     PUSH_PAUSE = 15.0  # the watch job's pause after a push found the API unavailable
     LOCKED_RETRY_FIRST = 0.5  # the first retry while another program holds the write lock
     LOCKED_RETRY_MAX = 60.0
+    STANDBY_POLL = 1.0  # how often a standby's wait wakes to look for SIGTERM (the lock itself passes at once)
+    RUN_LOCK_CHECK = 5.0  # seconds between looks at the run lock's session (PostgreSQL)
+    LISTEN_RETRY = 5.0  # the pause after the listener lost the server
 
     def __init__(self, settings: Settings, load_settings: Callable[[], Settings],
                  apply_logging: Callable[[Settings], None]):
         self._load_settings = load_settings
         self._apply_logging = apply_logging
         self.settings = settings
-        self.database = settings.database_path
+        self.database = settings.database  # a Location: a SQLite file or a postgresql:// URL
+        self.backend = backend_for(self.database)
         self.stop = threading.Event()
         self.scheduler = BlockingScheduler(timezone=timezone.utc)
         self.client = SolarProofClient.from_settings(settings)
         self.metrics = Metrics(self.client.stats)
-        self.watch = FileWatch(self.database)
+        self.watch = self.backend.watch()
+        self._exit_code = EXIT_OK
         self.webhooks: WebhookReceiver | None = None
         self.signals = SignalThread({signal.SIGHUP: lambda _signum: self._reload(),
                                      signal.SIGTERM: self._shutdown, signal.SIGINT: self._shutdown})
@@ -94,8 +104,12 @@ class Daemon:
 
     def run(self) -> int:
         """Serve until stopped; returns the exit code."""
-        lock = run_lock(self.database)
-        lock.acquire()  # LockBusy propagates: the caller reports the other daemon
+        lock = self.backend.run_lock()
+        if lock.standby:
+            if not self._stand_by(lock):
+                return EXIT_OK  # stopped (SIGTERM) before it was this daemon's turn
+        else:
+            lock.acquire()  # LockBusy propagates: the caller reports the other daemon
         try:
             with Store.open(self.database, busy_timeout=self.settings[("database", "busy_timeout")]) as store:
                 # Creates or upgrades the file, and refuses another account's settings before any
@@ -104,12 +118,13 @@ class Daemon:
                 check_account(store, self.settings[("api", "url")], self.settings.api_key)
             self._start_metrics()
             self._start_webhooks()
-            self._schedule()
+            self._schedule(lock)
             self.signals.install()
             # The watch job compares against this: an edit committed from now on is seen.
             self._data_version = self.watch.data_version()
             log.info("daemon_started", database=str(self.database), interval=self._interval())
             notify("READY=1", "STATUS=started; first sync running")
+            self._start_listener()
             self.scheduler.start()  # blocks until a signal shuts it down
             if not self._job_running.acquire(timeout=self.STOP_TIMEOUT):
                 log.error("daemon_stop_timed_out", seconds=self.STOP_TIMEOUT)
@@ -123,22 +138,68 @@ class Daemon:
             lock.release()
             self.watch.close()
         log.info("daemon_stopped")
-        return EXIT_OK
+        return self._exit_code
+
+    def _stand_by(self, lock) -> bool:
+        """Wait for the run lock as a hot standby (PostgreSQL): True once it is this daemon's,
+        False if SIGTERM came first. systemd hears READY at once (a standby is a started service)
+        and the watchdog pings go on while it waits."""
+        self.signals.install()  # SIGTERM and Ctrl-C end the wait
+        began = time.monotonic()
+        waited = threading.Event()
+        ping = watchdog_interval()
+        last_ping = [time.monotonic()]
+
+        def busy(holder: str) -> None:
+            waited.set()
+            log.info("standby_waiting", holder=holder or "unknown holder",
+                     reason=f"standby: waiting for the advisory lock held by {holder or 'another spmirror run'}; "
+                            "this daemon takes over when that session ends")
+            notify("READY=1", f"STATUS=standby: waiting for the run lock held by {holder or 'another spmirror run'}")
+
+        def tick() -> None:
+            if ping and time.monotonic() - last_ping[0] >= ping:
+                notify("WATCHDOG=1")
+                last_ping[0] = time.monotonic()
+
+        try:
+            taken = lock.stand_by(self.stop, busy, tick, poll=self.STANDBY_POLL)
+        except BaseException:
+            self._close_standby()
+            raise
+        if not taken:
+            self._close_standby()
+            log.info("daemon_stopped")
+            return False
+        if waited.is_set():
+            log.info("standby_took_over", waited_seconds=round(time.monotonic() - began, 3))
+            notify("STATUS=took over the run lock; first sync running")
+        return True
+
+    def _close_standby(self) -> None:
+        self.signals.close()
+        notify("STOPPING=1")
+        self.client.close()
+        self.watch.close()
 
     def _interval(self) -> float:
         return self.settings[("sync", "interval")]
 
-    def _schedule(self) -> None:
+    def _schedule(self, run_lock) -> None:
         interval = self._interval()
         self.scheduler.add_job(
             self._sync_job, "interval", id="sync", seconds=interval, jitter=min(30.0, interval / 10),
             max_instances=1, coalesce=True, misfire_grace_time=max(1, int(interval)),
             next_run_time=datetime.now(timezone.utc),
         )
-        self.scheduler.add_job(
-            self._watch_job, "interval", id="watch", seconds=self.settings[("daemon", "watch_interval")],
-            max_instances=1, coalesce=True, misfire_grace_time=5,
-        )
+        if not self._watch_wakes():  # else the listener thread runs the watch (_start_listener)
+            self.scheduler.add_job(
+                self._watch_job, "interval", id="watch", seconds=self.settings[("daemon", "watch_interval")],
+                max_instances=1, coalesce=True, misfire_grace_time=5,
+            )
+        if hasattr(run_lock, "alive"):  # a lock held by a session that can be lost (PostgreSQL)
+            self.scheduler.add_job(lambda: self._check_run_lock(run_lock), "interval", id="run_lock",
+                                   seconds=self.RUN_LOCK_CHECK, max_instances=1, coalesce=True)
         ping = watchdog_interval()
         if ping:
             self.scheduler.add_job(lambda: notify("WATCHDOG=1"), "interval", id="watchdog", seconds=ping,
@@ -219,7 +280,7 @@ class Daemon:
         or another program holds the database's write lock (then it is postponed)."""
         if self.stop.is_set():
             return None
-        lock = sync_lock(self.database, "spmirror run")
+        lock = self.backend.sync_lock("spmirror run")
         try:
             lock.acquire()
         except LockBusy as exc:
@@ -228,7 +289,7 @@ class Daemon:
         with lock, self._job_running:
             try:
                 if not self.watch.write_lock_free():
-                    raise StoreBusy(self.database, self.watch.timeout)
+                    raise self._busy()
                 seen = self.watch.pending_work()  # before the run reads anything: all of it is seen
             except StoreBusy:
                 self._postpone_while_locked()
@@ -261,6 +322,9 @@ class Daemon:
         if job is not None:
             job.modify(next_run_time=datetime.now(timezone.utc))
 
+    def _busy(self) -> StoreBusy:
+        return StoreBusy(str(self.database), self.watch.timeout, postgres=self.database.is_postgres)
+
     def _postpone_while_locked(self) -> None:
         """Another program holds the write lock: the next run waits, twice as long each time."""
         if not self._locked_runs:
@@ -271,9 +335,7 @@ class Daemon:
         job = self.scheduler.get_job("sync")
         if job is not None:
             job.modify(next_run_time=due)
-        log.warning("sync_postponed", retry_in=delay, attempt=self._locked_runs,
-                    reason=f"{self.database} is locked by another program: a write transaction left open, such as "
-                           "a GUI editor with unsaved changes (DB Browser: Write Changes) or a script")
+        log.warning("sync_postponed", retry_in=delay, attempt=self._locked_runs, reason=str(self._busy()))
         self._report(f"database locked by another program; retrying in {delay:g}s", due.isoformat())
 
     def _lock_was_free(self) -> None:
@@ -348,6 +410,37 @@ class Daemon:
             self._push_not_before = time.monotonic() + self.PUSH_PAUSE
             self._push_wanted = True
 
+    def _watch_wakes(self) -> bool:
+        """Whether the watch can block until an edit arrives (PostgreSQL's LISTEN) rather than be polled."""
+        return self.watch.wakes
+
+    def _start_listener(self) -> None:
+        if self._watch_wakes():
+            threading.Thread(target=self._listen, name="spmirror-listen", daemon=True).start()
+
+    def _listen(self) -> None:
+        """The watch job, run on this thread the moment a person's edit is committed (NOTIFY), and
+        every watch_interval besides for what a look postponed (a push that did not start)."""
+        while not self.stop.is_set():
+            try:
+                self.watch.wait(self.settings[("daemon", "watch_interval")])
+                self._watch_job()
+            except Exception as exc:  # the server went away, say: the thread lives on, and looks again
+                log.error("job_failed", job="watch", error=repr(exc), retry_in=self.LISTEN_RETRY)
+                self.stop.wait(self.LISTEN_RETRY)
+
+    def _check_run_lock(self, lock) -> None:
+        """A run lock whose session was lost is no longer held: a standby may hold it and write
+        now. Stop, so there is never a second writer; systemd restarts this daemon as a standby."""
+        if self.stop.is_set() or lock.alive():
+            return
+        log.error("run_lock_lost", reason="the PostgreSQL session holding the run lock ended (a server restart, "
+                  "a lost network, pg_terminate_backend); stopping so only one daemon writes",
+                  exit_code=EXIT_UNAVAILABLE)
+        self._exit_code = EXIT_UNAVAILABLE
+        self.stop.set()
+        self._stop_scheduler()
+
     def _start_webhooks(self) -> None:
         listen, token = self.settings[("webhooks", "listen")], self.settings[("webhooks", "token")]
         if not (listen and token):
@@ -365,7 +458,7 @@ class Daemon:
     def _apply_locked(self, write: Callable[[], None]) -> None:
         """Run a webhook's write under the sync lock, waiting for a sync in progress, and only
         into a file pinned to this account (an unpinned one waits for its first sync)."""
-        lock = sync_lock(self.database, "spmirror run (webhook)")
+        lock = self.backend.sync_lock("spmirror run (webhook)")
         try:
             lock.acquire(wait_seconds=self._interval() + 60)
         except LockBusy as exc:

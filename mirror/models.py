@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, Text, text
+from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import UserDefinedType
 from sqlmodel import Field, SQLModel
 
@@ -31,18 +32,25 @@ def _text_default(value: str):
     return {"server_default": text(f"'{value}'")}
 
 
-class AnyValue(UserDefinedType):
-    """A column declared with no type: SQLite stores each value as it is given (BLOB affinity).
-
-    For values copied from customer columns (history, values sent): 2 stays the integer 2 and
-    '0412 555 019' stays text. A TEXT column would turn 2 into '2'; NUMERIC would turn the text
-    '0412555019' into 412555019. The driver binds int, float, str, bytes and None natively.
-    """
+class _Untyped(UserDefinedType):
+    """A column declared with no type: SQLite stores each value as it is given (BLOB affinity)."""
 
     cache_ok = True
 
     def get_col_spec(self, **_kw: Any) -> str:
         return ""
+
+
+# For values copied from customer columns (history, values sent): 2 stays the integer 2 and
+# '0412 555 019' stays text. A TEXT column would turn 2 into '2'; NUMERIC would turn the text
+# '0412555019' into 412555019. SQLite: no declared type, the driver binds int, float, str and
+# None natively. PostgreSQL has no typeless column: jsonb keeps the number and the string apart
+# (mirror/store/postgres/connection.py wraps the values).
+AnyValue = _Untyped().with_variant(JSONB(), "postgresql")
+
+# customer_raw's listing payload: zstd frames (mirror/store/payloads.py), or the JSON text of a
+# file written before version 4. SQLite keeps either in a VARCHAR column; PostgreSQL in bytea.
+_Payload = String().with_variant(LargeBinary(), "postgresql")
 
 
 
@@ -120,7 +128,7 @@ class CustomerRaw(SQLModel, table=True):
     __tablename__ = "customer_raw"
 
     pkcustomerid: int = Field(primary_key=True, foreign_key=_BASE_ID, ondelete="CASCADE")
-    listing_json: str
+    listing_json: bytes = Field(sa_column=Column("listing_json", _Payload, nullable=False))
     project_customer_json: Optional[str] = None  # getcustomerofproject, when enrichment is on
     fetched_at: str
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mirror.schema import SCHEMA_VERSION
+from mirror.store.sqlite.schema import SCHEMA_VERSION
 
 from conftest import API_KEY
 from mirror.cli import COMMANDS, build_parser

@@ -156,6 +156,7 @@ LONG_NAME_SAMPLES = {
     ("api", "max_in_flight"): ("16", 16),
     ("api", "max_pages"): ("500", 500),
     ("database", "path"): ("/tmp/elsewhere.db", "/tmp/elsewhere.db"),
+    ("database", "url"): ("postgresql://team@db.example/mirror", "postgresql://team@db.example/mirror"),
     ("database", "busy_timeout"): ("5s", 5.0),
     ("sync", "interval"): ("90s", 90.0),
     ("sync", "mass_delete_share"): ("25%", 0.25),
@@ -402,7 +403,7 @@ def test_section_given_as_a_value_is_an_error(isolated):
     ("SPMIRROR_SYNC_INTERVALL", "SPMIRROR_SYNC_INTERVAL"),
     ("SPMIRROR_APIKEY", "SPMIRROR_API_KEY"),
     ("SPMIRROR_API_KEYFILE", "SPMIRROR_API_KEY_FILE"),
-    ("SPMIRROR_DATABASE", "SPMIRROR_DATABASE_PATH"),
+    ("SPMIRROR_DATABASE", "SPMIRROR_DATABASE_URL"),
     ("SPMIRROR_D", "SPMIRROR_DB"),
     ("SPMIRROR_CONFIGG", "SPMIRROR_CONFIG"),
     ("SPMIRROR_WEBHOOK_TOKEN", "SPMIRROR_WEBHOOKS_TOKEN"),
@@ -797,7 +798,7 @@ def test_example_config_loads_and_gives_the_defaults(isolated):
         )
 
 
-COMMENTED_OUT = {("api", "key"), ("api", "key_file"), ("database", "path"), ("webhooks", "token")}
+COMMENTED_OUT = {("api", "key"), ("api", "key_file"), ("database", "path"), ("database", "url"), ("webhooks", "token")}
 
 
 def _example_lines_by_section() -> dict[str, list[str]]:
@@ -838,7 +839,7 @@ def test_example_config_format():
                  "STATE_DIRECTORY", "LoadCredential=api_key"):
         assert name in text
     # The commented-out examples would themselves be valid TOML for their settings.
-    uncommented = re.sub(r"^# ((?:key|key_file|path|token) = .*)$", r"\1", text, flags=re.M)
+    uncommented = re.sub(r"^# ((?:key|key_file|path|url|token) = .*)$", r"\1", text, flags=re.M)
     document = tomllib.loads(uncommented)
     assert {(s, k) for s, table in document.items() for k in table} == {(s.section, s.key) for s in SETTINGS}
 

@@ -32,7 +32,7 @@ from sqlite_edit import query, scalar
 from mirror import notify as notify_module
 from mirror.config import SETTINGS, Settings, load_settings
 from mirror.daemon import Daemon
-from mirror.lock import LockBusy, run_lock, sync_lock
+from mirror.store.sqlite.file_lock import LockBusy, run_lock, sync_lock
 from mirror.notify import notify
 from mirror.reload import LIVE, plan_reload, setting_name
 from mirror.simulator.server import SimulatorServer

@@ -434,13 +434,13 @@ def test_an_edit_typed_during_a_push_is_never_lost(tmp_path, policy):
 _KILLED_FIRST_START = r"""
 import os, signal, sys
 import mirror.store as store
-real = store.Store._table_statements
+real = store.Store.table_statements
 def statements(self):
     for number, statement in enumerate(real(self)):
         if number == int(sys.argv[2]):
             os.kill(os.getpid(), signal.SIGKILL)  # the first start dies with the schema half-made
         yield statement
-store.Store._table_statements = statements
+store.Store.table_statements = statements
 store.Store.open(sys.argv[1])
 """
 

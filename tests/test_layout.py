@@ -75,7 +75,9 @@ def test_the_layer_check_catches_a_violation():
 
 @pytest.mark.parametrize(("library", "homes"), [
     ("httpx", {"mirror.api"}),
-    ("sqlalchemy", {"mirror.models", "mirror.store"}),
+    # The store, and each backend's connection for its own dialect (DDL, URL).
+    ("sqlalchemy", {"mirror.models", "mirror.store", "mirror.store.sqlite.connection",
+                    "mirror.store.postgres.connection"}),
     ("sqlmodel", {"mirror.models", "mirror.store"}),
     ("apscheduler", {"mirror.daemon"}),
     ("prometheus_client", {"mirror.metrics"}),
@@ -88,6 +90,12 @@ def test_each_third_party_library_has_one_home(library, homes):
     users = {m for m, imported in modules().items()
              if not m.startswith("mirror.simulator") and any(n == library or n.startswith(library + ".") for n in imported)}
     assert users <= homes, users
+
+
+def test_psycopg_lives_in_the_postgresql_backend():
+    """psycopg is imported only under mirror/store/postgres/, so a SQLite mirror never loads it."""
+    users = {m for m, imported in modules().items() if any(n == "psycopg" or n.startswith("psycopg.") for n in imported)}
+    assert users and all(m.startswith("mirror.store.postgres.") for m in users), users
 
 
 def test_structlog_is_configured_in_one_place():

@@ -80,7 +80,7 @@ def record(settings: Settings, findings) -> tuple[str | None, str]:
     from mirror.store.api_facts import record_findings
     from mirror.sync.account import AccountMismatch, check_account
 
-    path = settings.database_path
+    path = settings.database
     if settings.origins.get(("database", "path"), DEFAULT) == DEFAULT and not path.exists():
         return None, ("Not recorded: no mirror database is configured (--db, SPMIRROR_DB or [database] path); a "
                       "mirror's first sync makes the same check and records it.")

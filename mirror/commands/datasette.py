@@ -73,6 +73,11 @@ def command_lines(database: Path, options: list[str] = (), program: str = "datas
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.database.is_postgres:
+        print(f"Error: Datasette browses SQLite files, and this mirror is in PostgreSQL ({settings.database})\n"
+              f"Try: a PostgreSQL client (psql, pgAdmin, Metabase) on the same database, or "
+              f"spmirror --db mirror.db datasette for a SQLite mirror", file=sys.stderr)
+        return EXIT_USAGE
     path = settings.database_path
     if not path.exists():
         print(f"Error: no mirror at {path}\nTry: spmirror sync (or set SPMIRROR_DB / [database] path)", file=sys.stderr)

@@ -10,9 +10,8 @@ from mirror.clock import utc_now_text
 from mirror.config import Settings
 from mirror.errors import ApiUnavailableError, AuthError
 from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-from mirror.lock import LockBusy, sync_lock
 from mirror.redaction import redact_url
-from mirror.store import Store
+from mirror.store import LockBusy, Store, sync_lock
 from mirror.sync.account import AccountMismatch, check_account, pinned_account, rekey
 
 
@@ -31,7 +30,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    path = settings.database_path
+    path = settings.database
     if not path.exists():
         print(f"Error: no mirror at {path}\nTry: spmirror sync, which pins a new mirror by itself", file=sys.stderr)
         return EXIT_USAGE

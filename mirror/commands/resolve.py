@@ -45,7 +45,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def run_resolve(args: argparse.Namespace, settings: Settings) -> int:
     run_id, now = uuid.uuid4().hex[:12], utc_now_text()
-    with Store.open(settings.database_path) as store:
+    with Store.open(settings.database) as store:
         try:
             if args.adopt is not None:
                 print(creates.adopt_by_hand(store, args.id, args.adopt, run_id, now))
@@ -63,7 +63,7 @@ def run_retry(args: argparse.Namespace, settings: Settings) -> int:
     if not args.all and not args.pkcustomerid:
         print("Error: name the customers to requeue, or --all\nTry: spmirror retry --all")
         return EXIT_USAGE
-    with Store.open(settings.database_path) as store:
+    with Store.open(settings.database) as store:
         count = local_changes.retry(store, None if args.all else args.pkcustomerid)
     print(f"{count} row(s) requeued; the next sync pushes them")
     return EXIT_OK

@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Print the summary (text or JSON) on stdout; every error goes to stderr."""
-    path = settings.database_path
+    path = settings.database
     if not path.exists():
         return _fail(f"no mirror at {path}", "spmirror sync (or set SPMIRROR_DB / [database] path)", EXIT_USAGE)
     try:

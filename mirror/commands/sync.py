@@ -19,13 +19,12 @@ from mirror.errors import (ApiUnavailableError, AuthError, EndpointError, HostNo
                            MirrorError, PermanentApiError)
 from mirror.redaction import redact_url
 from mirror.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE
-from mirror.lock import LockBusy, sync_lock
 from mirror.logs import hide_on_console
 from mirror.progress import PushProgress, StatusLine, WalkProgress, format_duration
 from mirror.probe.calls import LISTING, Answer, fetch_answers
 from mirror.probe.detect import detect
 from mirror.probe.findings import UnsafeApi, problems
-from mirror.store import Store, StoreBusy, StoreError, WriteHolds
+from mirror.store import LockBusy, Store, StoreBusy, StoreError, StoreUnreachable, WriteHolds, sync_lock
 from mirror.store.account import load_pin, mirrored_people
 from mirror.store.api_facts import record_findings, recorded_page_size
 from mirror.store.local_changes import listed_by_last_walk
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if summary_to is not None:
         hide_on_console("sync_finished", "initial_import_finished")
     try:
-        lock = sync_lock(settings.database_path, "spmirror sync")
+        lock = sync_lock(settings.database, "spmirror sync")
         lock.acquire(wait_seconds=args.wait)
     except LockBusy as exc:
         print(f"Error: another sync of this mirror is running: {exc.holder}\n"
@@ -92,7 +91,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _states_after(settings: Settings) -> dict[str, int] | None:
     """Rows by sync_state once the run is over (None if the file cannot be read now)."""
     try:
-        with open_for_reading(settings.database_path) as db:
+        with open_for_reading(settings.database) as db:
             return rows_by_state(db)
     except (StoreError, sqlite3.Error):
         return None
@@ -263,7 +262,7 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
     # One line on the terminal for the whole run: the push's "n of m", then the walk's pages.
     line = StatusLine() if show_progress else None
     try:
-        with Store.open(settings.database_path, busy_timeout=settings[("database", "busy_timeout")]) as store:
+        with Store.open(settings.database, busy_timeout=settings[("database", "busy_timeout")]) as store:
             holds = store.write_holds
             # Before anything is written, here or in Solar Proof: is this the file's own account?
             try:
@@ -335,6 +334,8 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
         pass  # refused before the run began: no sync_runs row, no write anywhere
     except StoreBusy as exc:
         result, error, code = "busy", str(exc), EXIT_UNAVAILABLE
+    except StoreUnreachable as exc:  # the PostgreSQL server is down or unreachable: try again later
+        result, error, code = "unavailable", str(exc), EXIT_UNAVAILABLE
     except StoreError as exc:  # a file that is not a usable mirror: a user's path, not a bug
         error, code = str(exc), EXIT_USAGE
     except MirrorError as exc:
@@ -360,7 +361,7 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
         elif code == EXIT_USAGE and error.startswith("the API refused the key"):
             hint = ("check [api] key (SPMIRROR_API_KEY, [api] key_file or LoadCredential=api_key): a new key for "
                     "this account needs spmirror rekey; a key of another account needs its own database file")
-        elif code == EXIT_USAGE and error.startswith(str(settings.database_path)):
+        elif code == EXIT_USAGE and error.startswith(str(settings.database)):
             hint = "check --db / SPMIRROR_DB / [database] path: it must be a mirror file this user can write"
         elif code == EXIT_USAGE:
             hint = (f"check [api] url (now {redact_url(settings[('api', 'url')])}); the Solar Proof API is "

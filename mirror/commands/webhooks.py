@@ -16,7 +16,7 @@ from mirror.config import Settings
 from mirror.errors import (ApiError, AuthError, EndpointError, HostNotFoundError, NotFoundError,
                            TransientApiError)
 from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-from mirror.store import Store
+from mirror.store import Store, upsert
 from mirror.webhooks import EVENTS
 
 
@@ -55,7 +55,7 @@ def run_subscribe(args: argparse.Namespace, settings: Settings) -> int:
     if not base.startswith("https://"):
         print("Warning: Solar Proof documents HTTPS hook URLs only; http:// may be refused", file=sys.stderr)
     events = args.event or list(EVENTS)
-    with SolarProofClient.from_settings(settings) as client, Store.open(settings.database_path) as store:
+    with SolarProofClient.from_settings(settings) as client, Store.open(settings.database) as store:
         for event in events:
             hook_url = f"{base}/{event}"
             try:
@@ -63,15 +63,15 @@ def run_subscribe(args: argparse.Namespace, settings: Settings) -> int:
             except ApiError as exc:
                 return _failed(f"subscribing {event}", exc, "subscribe")
             with store.transaction() as db:
-                db.execute("INSERT OR REPLACE INTO webhook_subscriptions (hook_url, event, base_url, subscribed_at) "
-                           "VALUES (?, ?, ?, ?)", (hook_url, event, base, utc_now_text()))
+                db.execute(upsert("webhook_subscriptions", ("hook_url", "event", "base_url", "subscribed_at"),
+                                  "hook_url"), (hook_url, event, base, utc_now_text()))
             print(f"subscribed {event} -> {_shown(hook_url)}")
     return EXIT_OK
 
 
 def run_unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
     base = _base(args.url) or args.url
-    with SolarProofClient.from_settings(settings) as client, Store.open(settings.database_path) as store:
+    with SolarProofClient.from_settings(settings) as client, Store.open(settings.database) as store:
         hooks = [r["hook_url"] for r in store.query(
             "SELECT hook_url FROM webhook_subscriptions WHERE base_url = ? OR hook_url = ?", (base, base))]
         for hook_url in hooks or [base]:
@@ -88,7 +88,7 @@ def run_unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
-    with Store.open(settings.database_path) as store:
+    with Store.open(settings.database) as store:
         rows = store.query("SELECT event, hook_url, subscribed_at FROM webhook_subscriptions ORDER BY base_url, event")
     if not rows:
         print("no webhooks subscribed by this installation")

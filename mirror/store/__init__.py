@@ -1,42 +1,30 @@
-"""The SQLite mirror file: the only code that opens it (pragmas, schema, reads and writes).
+"""The mirror database: the only code that opens it. One interface, two backends.
 
-Bulk writes go through the DBAPI connection under the SQLAlchemy engine with executemany
-(measured: ~100k rows/s on Core, ~280k on the bare driver, 6.7k through ORM objects), each
-batch in one `BEGIN IMMEDIATE` transaction so other SQLite clients see all of it or none.
+`Store` is what the sync layer sees, whichever backend serves it: mirror/store/sqlite/ (a file,
+the default) or mirror/store/postgres/ (a postgresql:// URL). Each backend owns its dialect's
+SQL (schema, triggers, full-text search, locks, transactions); the store's modules here
+(account, creates, remote_writes, ...) hold the SQL both accept, with `?` placeholders.
+
+Bulk writes go through the DBAPI connection with executemany (measured on SQLite: ~100k
+rows/s on Core, ~280k on the bare driver, 6.7k through ORM objects), each batch in one write
+transaction so other clients see all of it or none.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Container, Iterable, Iterator
 
 from mirror.customer import CUSTOMER_COLUMNS, LABEL_COLUMNS
-from mirror.errors import MirrorError
-from mirror.schema import EXTRAS, MIGRATIONS, SCHEMA_VERSION
+from mirror.store.errors import LockBusy, StoreBusy, StoreError, StoreUnreachable  # noqa: F401  (importable from here)
+from mirror.store.location import Location
+from mirror.store.schema_version import SCHEMA_VERSION  # noqa: F401  (importable from here)
 
 FIELDS = CUSTOMER_COLUMNS + LABEL_COLUMNS
 BUSY_TIMEOUT_MS = 10_000
-
-
-class StoreError(MirrorError):
-    """The database file cannot be used (a newer schema, not a mirror, unreadable)."""
-
-
-class StoreBusy(StoreError):
-    """Another program held SQLite's write lock for longer than the busy timeout."""
-
-    def __init__(self, path: Path, seconds: float):
-        self.path, self.seconds = path, seconds
-        super().__init__(
-            f"{path} stayed locked by another program for {seconds:g}s: a write transaction left open, such as a "
-            f"GUI editor with unsaved changes (DB Browser: Write Changes) or a script; find it with "
-            f"`fuser {path}` or `lsof {path}`. Nothing was lost; the next sync carries on"
-        )
 
 
 @dataclass
@@ -62,64 +50,38 @@ class BaseEntry:
     missing_since_run: str | None
 
 
-def _configure(dbapi_connection: sqlite3.Connection, busy_timeout_ms: int) -> None:
-    # Transactions are ours to begin (BEGIN IMMEDIATE), not the driver's implicit ones.
-    dbapi_connection.isolation_level = None
-    for pragma in (
-        # While another program holds the write lock, SQLite's busy handler retries with its own
-        # backoff (1 ms growing to 100 ms between tries) for up to this long; then StoreBusy.
-        f"PRAGMA busy_timeout={busy_timeout_ms}",
-        "PRAGMA foreign_keys=ON",
-        "PRAGMA synchronous=NORMAL",
-        # 32 MiB of page cache: a first import of 100k customers into four indexes thrashes the
-        # default 2 MiB (measured: 18.9 s -> 16.9 s).
-        "PRAGMA cache_size=-32768",
-    ):
-        dbapi_connection.execute(pragma)
-
-
 class Store:
     """An open mirror database. Not shared between threads: open one per thread that needs it."""
 
-    def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT_MS / 1000):
-        # The standard sqlite3 driver, opened as SQLAlchemy's pysqlite dialect would open it for
-        # a file (check_same_thread off: the daemon's threads share a store under its locks).
-        # SQLAlchemy itself is needed only to write a schema from the models (`dialect`): a sync
-        # of an existing file never imports it, which is half a second of every run's start.
-        self.path = path
-        self.busy_timeout = busy_timeout
-        self.db: sqlite3.Connection = sqlite3.connect(path, check_same_thread=False)
-        _configure(self.db, int(busy_timeout * 1000))
+    def __init__(self, backend):
+        self.backend = backend
+        self.path = backend.location  # what messages name: the file, or the URL without its password
+        self.busy_timeout = backend.busy_timeout
+        self.db = backend.connect()
         self._schema_ready = False
         self.write_holds = WriteHolds()
 
     @classmethod
-    def open(cls, path: str | Path, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> Store:
-        """Open (creating or upgrading) the mirror at `path`. New files are owner-only (0600).
+    def open(cls, where: str | Path | Location, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> Store:
+        """Open (creating or upgrading) the mirror at `where`: a SQLite path (new files are
+        owner-only, 0600) or a postgresql:// URL.
 
         `busy_timeout` (seconds) is how long a write waits for another program's write lock
         before StoreBusy is raised.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            # Create it ourselves so the mode is right before SQLite writes anything into it.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        store = cls(backend_for(where, busy_timeout))
         try:
-            store = cls(path, busy_timeout)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
-        try:
-            store._prepare_schema()
-        except StoreBusy:
+            store.backend.prepare_schema(store)
+        except StoreError:
             store.close()
             raise
-        except sqlite3.DatabaseError as exc:
+        except BaseException as exc:
             store.close()
-            raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
-        except BaseException:
-            store.close()
+            unusable = store.backend.unusable(exc)
+            if unusable is not None:
+                raise unusable from exc
             raise
+        store._schema_ready = True
         return store
 
     def close(self) -> None:
@@ -133,47 +95,15 @@ class Store:
 
     # -- schema --------------------------------------------------------------------------
 
-    def _prepare_schema(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {version}, newer than this spmirror understands "
-                f"({SCHEMA_VERSION}); upgrade spmirror"
-            )
-        has_tables = self.db.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='customers'"
-        ).fetchone()[0]
-        if version == 0 and has_tables:
-            raise StoreError(f"{self.path} has a customers table but no spmirror schema version")
-        # Only once the file is known to be ours: WAL lets people read while the daemon writes.
-        self.db.execute("PRAGMA journal_mode=WAL")
-        if version == 0:
-            # Tables, indexes, triggers and the version stamp in ONE transaction: a first run
-            # killed half-way leaves an empty file that the next run simply creates again,
-            # never a half-made schema that every later run would refuse.
-            with self.transaction() as db:
-                for statement in self._table_statements():
-                    db.execute(statement)
-                for statement in EXTRAS:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        # A file made just now is current; an older one climbs one step at a time.
-        for step in range(SCHEMA_VERSION if version == 0 else version, SCHEMA_VERSION):
-            with self.transaction() as db:
-                for statement in MIGRATIONS[step - 1]:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version={step + 1}")
-        self._schema_ready = True
-
-    def _table_statements(self) -> Iterator[str]:
-        """CREATE TABLE and CREATE INDEX for every model, as SQLite text (create_all would
-        commit each statement on its own)."""
+    def table_statements(self) -> Iterator[str]:
+        """CREATE TABLE and CREATE INDEX for every model, in this backend's SQL (create_all
+        would commit each statement on its own)."""
         from sqlalchemy.schema import CreateIndex, CreateTable
         from sqlmodel import SQLModel
 
         from mirror import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
-        dialect = self.dialect()
+        dialect = self.backend.ddl_dialect()
         for table in SQLModel.metadata.sorted_tables:
             yield str(CreateTable(table).compile(dialect=dialect))
             for index in sorted(table.indexes, key=lambda i: i.name or ""):
@@ -190,29 +120,34 @@ class Store:
         for table in SQLModel.metadata.sorted_tables:
             for index in sorted(table.indexes, key=lambda i: i.name or ""):
                 if index.name in wanted:
-                    yield str(CreateIndex(index, if_not_exists=True).compile(dialect=self.dialect()))
-
-    @staticmethod
-    def dialect():
-        """SQLAlchemy's SQLite dialect, for compiling the models' DDL (imported only then)."""
-        from sqlalchemy.dialects import sqlite
-
-        return sqlite.dialect()
+                    yield str(CreateIndex(index, if_not_exists=True).compile(dialect=self.backend.ddl_dialect()))
 
     @property
     def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+        return self.backend.schema_version(self.db)
 
     # -- transactions --------------------------------------------------------------------
 
     def transaction(self) -> _Transaction:
         """`with store.transaction() as db:` runs one of the daemon's write transactions.
 
-        BEGIN IMMEDIATE takes SQLite's write lock up front, so nobody else writes between what
-        the transaction reads and what it writes. Inside it, sync_control.daemon_writing is 1,
-        which tells the triggers these writes are not a person's edits.
+        Nobody else writes customers between what it reads and what it writes (SQLite: BEGIN
+        IMMEDIATE; PostgreSQL: a table lock), and inside it the capture triggers know these
+        writes are the daemon's, not a person's edits.
         """
         return _Transaction(self, mark_daemon=self._schema_ready)
+
+    # A first import builds secondary indexes and the search index once, at its end, rather than
+    # row by row (each backend decides what it defers).
+
+    def begin_first_import(self) -> None:
+        self.backend.begin_first_import(self)
+
+    def first_import_unfinished(self) -> bool:
+        return self.backend.first_import_unfinished(self)
+
+    def finish_first_import(self) -> None:
+        self.backend.finish_first_import(self)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -278,7 +213,7 @@ class Store:
             "project_customer_json": raw[1] if raw else None,
         }
 
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         """A read for status and reports; rows behave like tuples and mappings."""
         cursor = self.db.execute(sql, tuple(params))
         names = [d[0] for d in cursor.description or ()]
@@ -292,39 +227,61 @@ class _Transaction:
         self.mark_daemon = mark_daemon
         self.began = 0.0
 
-    def __enter__(self) -> sqlite3.Connection:
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
-                raise StoreBusy(self.store.path, self.store.busy_timeout) from exc
-            raise
+    def __enter__(self):
+        self.store.backend.begin(self.db, self.mark_daemon)
         self.began = time.perf_counter()
-        if self.mark_daemon:
-            self.db.execute("UPDATE sync_control SET daemon_writing = 1")
         return self.db
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
-                if self.mark_daemon:
-                    # Back to 0 before COMMIT: no other connection ever sees the flag set.
-                    self.db.execute("UPDATE sync_control SET daemon_writing = 0")
-                self.db.execute("COMMIT")
+                self.store.backend.commit(self.db, self.mark_daemon)
             else:
-                self.db.execute("ROLLBACK")
+                self.store.backend.rollback(self.db)
         finally:
             self.store.write_holds.add(time.perf_counter() - self.began)
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
+def backend_for(where: str | Path | Location, busy_timeout: float = BUSY_TIMEOUT_MS / 1000):
+    """The backend that serves the mirror at `where` (PostgreSQL's imported only when asked for)."""
+    location = Location.parse(where)
+    if location.is_postgres:
+        from mirror.store.postgres.connection import PostgresBackend
+
+        return PostgresBackend(location, busy_timeout)
+    from mirror.store.sqlite.connection import SqliteBackend
+
+    return SqliteBackend(location, busy_timeout)
+
+
+def sync_lock(where: str | Path | Location, role: str):
+    """The lock held for the length of each sync of the mirror at `where` (the daemon's or
+    `spmirror sync`'s), so two processes never push the same edit; LockBusy names the holder."""
+    return backend_for(where).sync_lock(role)
+
+
+def run_lock(where: str | Path | Location, role: str = "spmirror run"):
+    """The lock `spmirror run` holds for its whole life: one daemon per mirror."""
+    return backend_for(where).run_lock(role)
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def upsert(table: str, columns: tuple[str, ...], key: str) -> str:
+    """INSERT that replaces the row with the same `key`, in the SQL both backends accept (SQLite's
+    INSERT OR REPLACE would delete the old row first, firing its foreign keys' cascades)."""
+    updates = ", ".join(f"{name}=excluded.{name}" for name in columns if name != key)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}")
+
+
+# The last record of a customer deleted in Solar Proof (or by a pushed local delete).
+DELETED_CUSTOMER_UPSERT = upsert("deleted_customers", ("pkcustomerid", "deleted_at", "run_id", "customeremail",
+                                                       "customerfirstname", "customersurname", "last_record_json"),
+                                 "pkcustomerid")
 
 
 def to_json(value: Any) -> str:

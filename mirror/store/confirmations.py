@@ -60,7 +60,7 @@ def waiting_ids(db) -> set[int]:
 def settle_confirmed(db, remote_ids: Iterable[int], fields: Iterable[str]) -> None:
     """Rows left 'pending' only to wait for a read of what was sent: once nothing sent waits any
     more and the row equals what Solar Proof holds (its base), they are 'synced'."""
-    equal = " AND ".join(f"c.{name} IS b.{name}" for name in fields)
+    equal = " AND ".join(f"c.{name} {db.same} b.{name}" for name in fields)
     db.executemany(
         f"UPDATE customers SET sync_state='synced', sync_error=NULL WHERE pkcustomerid=? AND sync_state='pending' "
         f"AND NOT EXISTS (SELECT 1 FROM unconfirmed_writes u WHERE u.pkcustomerid = customers.pkcustomerid) "

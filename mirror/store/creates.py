@@ -119,7 +119,7 @@ def record_created(store: Store, local_id: int, remote_id: int, sent: Mapping[st
 def settle_state(db, local_id: int) -> None:
     """A row just tied to its customer: 'synced' when it equals its base, 'pending' when it holds
     edits still to push."""
-    differs = " OR ".join(f"c.{n} IS NOT b.{n}" for n in FIELDS if n != "pkcustomerid")
+    differs = " OR ".join(f"c.{n} {db.distinct} b.{n}" for n in FIELDS if n != "pkcustomerid")
     db.execute(
         f"UPDATE customers SET sync_state = CASE WHEN EXISTS (SELECT 1 FROM customers c JOIN customer_base b "
         f"ON b.pkcustomerid = c.pkcustomerid WHERE c.id = ? AND ({differs})) THEN 'pending' ELSE 'synced' END "

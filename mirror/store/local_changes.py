@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from mirror.merge import same
 from mirror.customer import as_stored
-from mirror.store import FIELDS, Store, to_json
+from mirror.store import DELETED_CUSTOMER_UPSERT, FIELDS, Store, to_json
 from mirror.store.confirmations import record_sent
 from mirror.store.remote_writes import record_conflicts
 
@@ -48,7 +48,7 @@ def iter_edited_rows(store: Store) -> list[LocalRow]:
     Rows in 'error' stay out until a person changes them (the trigger makes them 'pending'),
     so a rejected edit is reported once, not on every run.
     """
-    differs = " OR ".join(f"c.{name} IS NOT b.{name}" for name in FIELDS)
+    differs = " OR ".join(f"c.{name} {store.db.distinct} b.{name}" for name in FIELDS)
     rows = store.db.execute(
         f"SELECT c.id, c.sync_state, {_COLUMNS}, {_BASE_COLUMNS} FROM customers c "
         f"JOIN customer_base b ON b.pkcustomerid = c.pkcustomerid "
@@ -74,7 +74,7 @@ def iter_new_rows(store: Store) -> list[LocalRow]:
 
 def settle_pending_without_changes(store: Store) -> int:
     """Rows marked pending whose values equal their base again (an edit undone): back to synced."""
-    same = " AND ".join(f"c.{name} IS b.{name}" for name in FIELDS)
+    same = " AND ".join(f"c.{name} {store.db.same} b.{name}" for name in FIELDS)
     with store.transaction() as db:
         cursor = db.execute(
             f"UPDATE customers SET sync_state='synced', sync_error=NULL WHERE sync_state='pending' "
@@ -149,8 +149,7 @@ def record_remote_delete(store: Store, row: LocalRow, run_id: str, now: str) -> 
     record = store.last_record(row.remote_id)
     with store.transaction() as db:
         db.execute(
-            "INSERT OR REPLACE INTO deleted_customers (pkcustomerid, deleted_at, run_id, customeremail, "
-            "customerfirstname, customersurname, last_record_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            DELETED_CUSTOMER_UPSERT,
             (row.remote_id, now, run_id, row.base.get("customeremail"), row.base.get("customerfirstname"),
              row.base.get("customersurname"), to_json(record)),
         )

@@ -14,7 +14,7 @@ from mirror.changes import CREATE, UPDATE, RemoteChange
 from mirror.customer import Customer, email_key
 from mirror.merge import merge_fields, same
 from mirror.customer import as_stored
-from mirror.store import FIELDS, Store, to_json
+from mirror.store import DELETED_CUSTOMER_UPSERT, FIELDS, Store, to_json, upsert
 from mirror.store.confirmations import check_sent, forget_sent, settle_confirmed, waiting_ids
 from mirror.store.creates import settle_state, waiting_emails
 from mirror.store.payloads import PayloadCodec
@@ -45,11 +45,10 @@ _USER_UPSERT = (
     "last_name=excluded.last_name, phone_number=excluded.phone_number, email=excluded.email, "
     "work_title=excluded.work_title, username=excluded.username"
 )
-_PROJECT_INSERT = (
-    "INSERT OR REPLACE INTO customer_projects (project_id, pkcustomerid, title, site_address, streetnum, street, "
-    "suburb, state, postcode, country, system_size_kw, system_size_text, solar_panel_quantity, solar_panel_type, "
-    "inverter_type, inverter_quantity, proposal_link) VALUES (" + ", ".join("?" * 17) + ")"
-)
+_PROJECT_INSERT = upsert("customer_projects", (
+    "project_id", "pkcustomerid", "title", "site_address", "streetnum", "street", "suburb", "state", "postcode",
+    "country", "system_size_kw", "system_size_text", "solar_panel_quantity", "solar_panel_type", "inverter_type",
+    "inverter_quantity", "proposal_link"), "project_id")
 _HISTORY_INSERT = (
     "INSERT INTO customer_changes (changed_at, pkcustomerid, field, old_value, new_value, source, run_id) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -304,8 +303,7 @@ def delete_customers(store: Store, remote_ids: Iterable[int], *, run_id: str, no
                                 "local (not pushed: deleted in Solar Proof)", run_id) for n, v in sorted(edits.items()))
             records.append(record | {"pkcustomerid": remote_id})
         db.executemany(
-            "INSERT OR REPLACE INTO deleted_customers (pkcustomerid, deleted_at, run_id, customeremail, "
-            "customerfirstname, customersurname, last_record_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            DELETED_CUSTOMER_UPSERT,
             [(r["pkcustomerid"], now, run_id, r["fields"].get("customeremail"), r["fields"].get("customerfirstname"),
               r["fields"].get("customersurname"), to_json(r)) for r in records],
         )

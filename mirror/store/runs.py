@@ -1,18 +1,16 @@
 """The record of sync runs, rejected records, and what `spmirror status` shows.
 
-Status reads through `open_for_reading`: the stdlib sqlite3 module alone, read-only, so it
-starts fast, never creates, upgrades or locks the file, and is safe while the daemon writes.
+Status reads through its backend's `open_for_reading`: read-only, so it never creates, upgrades
+or locks the database, and is safe while the daemon writes.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from mirror.schema import SCHEMA_VERSION
-from mirror.store import Store, StoreError
+from mirror.store import Store
+from mirror.store.errors import OlderSchema  # noqa: F401  (importable from here)
 
 _COUNTERS = ("pages", "listed", "created", "updated", "unchanged", "deleted", "delete_candidates", "rejected",
              "pushed", "push_errors", "conflicts")
@@ -20,11 +18,13 @@ _COUNTERS = ("pages", "listed", "created", "updated", "unchanged", "deleted", "d
 # The states a person may want to look at (the rest is 'synced').
 ATTENTION_STATES = ("conflict", "error", "pending")
 
-READ_TIMEOUT = 5.0  # seconds; WAL readers do not wait for writers, only for a rare recovery
+def open_for_reading(where):
+    """The mirror at `where` (a path, URL or Location), read-only, for status and reports.
+    Raises StoreError (one line: what is wrong with it) if it is not a mirror this spmirror can
+    read, OlderSchema if it is an older one."""
+    from mirror.store import backend_for
 
-
-class OlderSchema(StoreError):
-    """The file is a mirror of an older schema: opening it with Store.open upgrades it first."""
+    return backend_for(where).open_for_reading()
 
 
 def start_run(store: Store, run_id: str, now: str) -> None:
@@ -50,7 +50,7 @@ def finish_run(store: Store, run_id: str, now: str, result: str, counts: dict[st
 def last_walk_pages(store: Store) -> int | None:
     """The page count of the last complete walk (a run that pulled and ended ok), or None."""
     rows = store.query("SELECT pages FROM sync_runs WHERE result='ok' AND pages > 0 "
-                       "ORDER BY started_at DESC, rowid DESC LIMIT 1")
+                       f"ORDER BY {store.db.newest_run_first} LIMIT 1")
     return rows[0]["pages"] if rows else None
 
 
@@ -64,40 +64,12 @@ def record_rejected(store: Store, run_id: str, now: str, page: int, items: list[
             )
 
 
-@contextmanager
-def open_for_reading(path: Path) -> Iterator[sqlite3.Connection]:
-    """The mirror at `path`, read-only. Raises StoreError (one line: what is wrong with the
-    file) if it is not a mirror this spmirror can read, OlderSchema if it is an older one."""
-    try:
-        db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=READ_TIMEOUT)
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: cannot be opened ({exc})") from exc
-    try:
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{path} has schema version {version}, newer than this spmirror understands "
-                             f"({SCHEMA_VERSION}); upgrade spmirror")
-        if not tables:
-            raise StoreError(f"{path} holds no mirror yet (no tables)")
-        if version == 0 or "customers" not in tables:
-            raise StoreError(f"{path} is not a spmirror database (no spmirror schema version or customers table)")
-        if version < SCHEMA_VERSION:
-            raise OlderSchema(f"{path} has schema version {version}; this spmirror upgrades it to {SCHEMA_VERSION}")
-        yield db
-    finally:
-        db.close()
-
-
-def rows_by_state(db: sqlite3.Connection) -> dict[str, int]:
+def rows_by_state(db) -> dict[str, int]:
     """How many customers rows are in each sync_state."""
     return dict(db.execute("SELECT sync_state, count(*) FROM customers GROUP BY sync_state ORDER BY sync_state"))
 
 
-def status_summary(db: sqlite3.Connection, path: Path, limit: int | None = 10) -> dict[str, Any]:
+def status_summary(db, path: Path, limit: int | None = 10) -> dict[str, Any]:
     """Counts, rows by sync_state, the last and last successful runs, and the rows needing
     attention (conflict, then error, then pending): the first `limit` of them, or all if None."""
     by_state = rows_by_state(db)
@@ -111,15 +83,15 @@ def status_summary(db: sqlite3.Connection, path: Path, limit: int | None = 10) -
         "(SELECT count(*) FROM rejected_records) AS rejected_records, "
         "(SELECT count(*) FROM customer_base WHERE missing_since_run IS NOT NULL) AS delete_candidates",
     )[0]
-    runs = _query(db, "SELECT * FROM sync_runs ORDER BY started_at DESC, rowid DESC LIMIT 1")
-    ok = _query(db, "SELECT * FROM sync_runs WHERE result='ok' ORDER BY started_at DESC, rowid DESC LIMIT 1")
+    runs = _query(db, f"SELECT * FROM sync_runs ORDER BY {db.newest_run_first} LIMIT 1")
+    ok = _query(db, f"SELECT * FROM sync_runs WHERE result='ok' ORDER BY {db.newest_run_first} LIMIT 1")
     attention = _query(
         db,
         "SELECT c.id AS local_id, c.pkcustomerid, c.customeremail, c.sync_state, c.sync_error, "
-        "(SELECT group_concat(field, ', ') FROM customer_conflicts k WHERE k.pkcustomerid = c.pkcustomerid) "
+        f"(SELECT {db.group_text('field', ', ')} FROM customer_conflicts k WHERE k.pkcustomerid = c.pkcustomerid) "
         "AS conflicting_fields FROM customers c WHERE c.sync_state IN ('pending', 'conflict', 'error') "
         "ORDER BY c.sync_state, c.id LIMIT ?",
-        (-1 if limit is None else limit,),
+        (2**62 if limit is None else limit,),
     )
     account = _query(db, "SELECT api_url, substr(key_fingerprint, 1, 12) AS key_fingerprint, pinned_at "
                          "FROM mirror_account WHERE id = 1")
@@ -129,7 +101,7 @@ def status_summary(db: sqlite3.Connection, path: Path, limit: int | None = 10) -
         "rows_needing_attention": attention,
         "rows_needing_attention_count": sum(by_state.get(state, 0) for state in ATTENTION_STATES),
         "rows_needing_attention_limit": limit,
-        "schema_version": db.execute("PRAGMA user_version").fetchone()[0],
+        "schema_version": db.schema_version(),
         **counts,
         "sync_state": by_state,
         "last_run": runs[0] if runs else None,
@@ -137,7 +109,7 @@ def status_summary(db: sqlite3.Connection, path: Path, limit: int | None = 10) -
     }
 
 
-def _query(db: sqlite3.Connection, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+def _query(db, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
     cursor = db.execute(sql, params)
     names = [d[0] for d in cursor.description or ()]
     return [dict(zip(names, row)) for row in cursor]

@@ -20,7 +20,7 @@ from mirror.changes import CREATE, REFRESH, UPDATE, Pulled, RemoteChange
 from mirror.customer import Customer, email_key
 from mirror.errors import ApiError, IncompleteWalkError, Interrupted, MirrorError, NotIdentifiedError, WireError
 from mirror.fingerprint import content_hash, raw_hash
-from mirror.store import BaseEntry, Store, first_import, to_json
+from mirror.store import BaseEntry, Store, to_json
 from mirror.store.creates import count_walk_for_intents, flag_candidates, open_intents, waiting_emails
 from mirror.store.remote_writes import adopt_found, apply_remote_changes, delete_customers, mark_missing
 from mirror.store.runs import record_rejected
@@ -125,10 +125,10 @@ def run_pull(
     report = PullReport(run_id)
     # The first import of an account records no per-customer history or log lines: one summary.
     initial_import = not store.has_base()
-    if first_import.unfinished(store) and not options.dry_run:
-        first_import.finish(store)  # an earlier first import stopped before it built its indexes
+    if store.first_import_unfinished() and not options.dry_run:
+        store.finish_first_import()  # an earlier first import stopped before it built its indexes
     if initial_import and not options.dry_run:
-        first_import.begin(store)
+        store.begin_first_import()
     walk = CustomerWalk(remote, max_in_flight=options.max_in_flight, max_pages=options.max_pages,
                          page_size=options.page_size)
     pending: list[Pulled] = []
@@ -165,11 +165,11 @@ def run_pull(
             # Pages so far are written, each whole; no deletes are applied from a partial walk.
             _flush(store, remote, options, pending, base, report, run_id, now(), initial_import)
             if initial_import and not options.dry_run:
-                first_import.finish(store)
+                store.finish_first_import()
             raise Interrupted(f"stopped after page {page.number} of the listing, as asked")
     report.complete = walk.complete
     if initial_import and not options.dry_run:
-        first_import.finish(store)
+        store.finish_first_import()
     if not walk.complete:  # the walk raises first; this keeps the rule in plain sight
         raise IncompleteWalkError("getallcustomers", "the listing ended early; no deletes applied")
     _settle_creates(store, options, report, run_id, now)

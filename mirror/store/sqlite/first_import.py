@@ -12,8 +12,8 @@ schema.py's texts, so a finished file is the same as one that never deferred any
 
 from __future__ import annotations
 
-from mirror.schema import LINK_ON_INSERT_TRIGGERS, LINKED_CHILDREN
-from mirror.store import Store
+from mirror.store.sqlite.schema import LINK_ON_INSERT_TRIGGERS, LINKED_CHILDREN
+from mirror.store import Store  # noqa: F401
 
 # Indexes only lookups by people and the later pulls use; the import itself never reads them.
 DEFERRED_INDEXES = (

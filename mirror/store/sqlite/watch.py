@@ -12,38 +12,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import NamedTuple
 
-from mirror.store import FIELDS, StoreBusy
-
-# Rows a push would act on now: pending ones, except creates that were sent and wait for
-# complete walks to settle them (mirror.sync.push: an intent, and either Solar Proof said it
-# created it or fewer than two walks have looked). A push cannot settle those; a full sync can.
-_PENDING = (
-    f"SELECT c.id, c.pkcustomerid, {', '.join('c.' + name for name in FIELDS)} FROM customers c "
-    "WHERE c.sync_state = 'pending' AND NOT (c.pkcustomerid IS NULL AND c.id IN "
-    "(SELECT local_id FROM create_intents WHERE complete_walks_since < 2 OR acknowledged = 1 OR needs_person = 1))"
-)
-# Customers deleted locally (a base with no row): a push restores them, or deletes them remotely.
-_DELETED = ("SELECT b.pkcustomerid FROM customer_base b WHERE NOT EXISTS "
-            "(SELECT 1 FROM customers c WHERE c.pkcustomerid = b.pkcustomerid)")
-
-
-class WorkItem(NamedTuple):
-    """One thing a push could do: a pending row as it reads now, or a local delete.
-
-    Two items are equal only if the row's values are: an edit of a row a push already tried
-    is a new item, while the same row left as it was is the same item.
-    """
-
-    kind: str  # "row" or "deleted"
-    local_id: int | None
-    remote_id: int | None
-    content: int  # hash of the row's customer columns (0 for a delete)
-
+from mirror.store import StoreBusy
+from mirror.store.pending_work import DELETED_ROWS, PENDING_ROWS, WorkItem
 
 class FileWatch:
     """Reads of the mirror at `database` for the daemon; see the module docstring."""
+
+    wakes = False  # polled (PRAGMA data_version): it has no wait() that an edit ends
 
     def __init__(self, database: Path, timeout: float = 0.5):
         self.database = database
@@ -60,8 +36,8 @@ class FileWatch:
         def read(db: sqlite3.Connection) -> frozenset[WorkItem]:
             db.execute("BEGIN")
             try:
-                rows = [WorkItem("row", row[0], row[1], hash(row[2:])) for row in db.execute(_PENDING)]
-                rows += [WorkItem("deleted", None, remote_id, 0) for (remote_id,) in db.execute(_DELETED)]
+                rows = [WorkItem("row", row[0], row[1], hash(row[2:])) for row in db.execute(PENDING_ROWS)]
+                rows += [WorkItem("deleted", None, remote_id, 0) for (remote_id,) in db.execute(DELETED_ROWS)]
             finally:
                 db.execute("COMMIT")
             return frozenset(rows)

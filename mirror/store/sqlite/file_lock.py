@@ -13,17 +13,13 @@ import os
 import time
 from pathlib import Path
 
-
-class LockBusy(Exception):
-    """Another process holds the lock; `holder` is what it wrote there (its pid and role)."""
-
-    def __init__(self, path: Path, holder: str):
-        self.path, self.holder = path, holder
-        super().__init__(f"{path} is held by another spmirror ({holder or 'unknown holder'})")
+from mirror.store.errors import LockBusy  # noqa: F401  (importable from here)
 
 
 class FileLock:
     """An exclusive flock on a file created owner-only (0600)."""
+
+    standby = False  # a second daemon is refused: one file, one host
 
     def __init__(self, path: Path, role: str):
         self.path = path

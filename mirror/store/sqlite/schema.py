@@ -14,19 +14,11 @@ step under another name, and its own step drops and creates the new one.
 from __future__ import annotations
 
 from mirror.customer import CUSTOMER_COLUMNS, LABEL_COLUMNS
-from mirror.vocabulary import STATUS_LABELS, TYPE_LABELS, TYPE_WRITE_WORDS
+from mirror.store.portable_schema import API_FINDINGS, LABELED_VIEW_QUERY, LOOKUP_ROWS, SEARCHED_COLUMNS
 
-SCHEMA_VERSION = 4
+from mirror.store.schema_version import SCHEMA_VERSION  # noqa: E402,F401  (one number for both backends)
 
-_SEARCHED = (
-    "customerfirstname",
-    "customersurname",
-    "customeremail",
-    "customerphone1",
-    "customerphone2",
-    "customercompanyname",
-    "customer_site_address",
-)
+_SEARCHED = SEARCHED_COLUMNS
 _cols = ", ".join(_SEARCHED)
 _user_cols = ", ".join(CUSTOMER_COLUMNS + LABEL_COLUMNS)
 _new = ", ".join(f"new.{c}" for c in _SEARCHED)
@@ -122,20 +114,6 @@ _TRIGGERS: tuple[str, ...] = (
 )
 TRIGGER_NAMES: tuple[str, ...] = tuple(statement.split()[5] for statement in _TRIGGERS)
 
-# What `spmirror check` (or a mirror's first sync) found about the account's API, one row per
-# finding (mirror/probe): the sync reads the page size from here. Raw SQL rather than a model:
-# only mirror/store/api_facts.py reads and writes it. Shared by EXTRAS and step 3 -> 4, so a new
-# file and an upgraded one get the same table.
-_API_FINDINGS = """CREATE TABLE IF NOT EXISTS api_findings (
-        key TEXT NOT NULL PRIMARY KEY,
-        level TEXT NOT NULL CHECK (level IN ('ok', 'note', 'problem')),
-        value_json TEXT,
-        message TEXT NOT NULL,
-        what_to_do TEXT,
-        checked_at TEXT NOT NULL,
-        source TEXT NOT NULL CHECK (source IN ('check', 'first_sync'))
-    )"""
-
 # The zstd dictionaries customer_raw's payloads are compressed with (store/payloads.py); `id` is
 # the id zstd gives the dictionary and writes into each frame that uses it.
 _PAYLOAD_DICTIONARIES = """CREATE TABLE IF NOT EXISTS payload_dictionaries (
@@ -160,30 +138,10 @@ EXTRAS: tuple[str, ...] = (
     "INSERT OR IGNORE INTO sync_control (id, fts_deferred, daemon_writing) VALUES (1, 0, 0)",
     _SEARCH_INDEX,
     *_TRIGGERS,
-    _API_FINDINGS,
+    API_FINDINGS,
     _PAYLOAD_DICTIONARIES,
-    """CREATE VIEW IF NOT EXISTS customers_labeled AS
-    SELECT c.*,
-           COALESCE(s.label, c.customer_status_text) AS status_label,
-           COALESCE(t.label, c.customer_type_text) AS type_label,
-           CASE c.customergstregistered WHEN 1 THEN 'GST Registered' WHEN 0 THEN 'Not GST Registered' END
-               AS gst_label,
-           TRIM(COALESCE(u.first_name, '') || ' ' || COALESCE(u.last_name, '')) AS owner_name,
-           u.email AS owner_email
-    FROM customers AS c
-    LEFT JOIN customer_statuses AS s ON s.id = c.fkcustomerstatusid
-    LEFT JOIN customer_types AS t ON t.id = c.fkcustomertypeid
-    LEFT JOIN customer_base AS b ON b.pkcustomerid = c.pkcustomerid
-    LEFT JOIN users AS u ON u.user_id = b.owner_user_id""",
-    *(
-        f"INSERT OR IGNORE INTO customer_statuses (id, label) VALUES ({number}, '{label}')"
-        for number, label in STATUS_LABELS.items()
-    ),
-    *(
-        f"INSERT OR IGNORE INTO customer_types (id, label, write_word) VALUES ({number}, '{label}', "
-        f"'{TYPE_WRITE_WORDS[number]}')"
-        for number, label in TYPE_LABELS.items()
-    ),
+    f"CREATE VIEW IF NOT EXISTS customers_labeled AS {LABELED_VIEW_QUERY}",
+    *LOOKUP_ROWS,
 )
 
 # The customer columns that hold integers. Versions 1 and 2 stored history and sent values as
@@ -269,7 +227,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 3 -> 4: what `spmirror check` or the first sync found about the account's API; the
     # dictionaries of compressed payloads (customer_raw keeps its TEXT rows until rewritten).
-    (_API_FINDINGS, _PAYLOAD_DICTIONARIES),
+    (API_FINDINGS, _PAYLOAD_DICTIONARIES),
 )
 
 # The triggers that link notes, projects and history to a customer's row as either is inserted:

@@ -1,0 +1,252 @@
+"""The PostgreSQL backend's session: psycopg 3 under SQLAlchemy's engine, with the store's SQL.
+
+The store's shared modules write SQL once, with `?` placeholders and the few attributes a
+connection carries (`distinct`, `newest_run_first`, `group_text`, `schema_version`); PgConnection
+speaks that to psycopg (`%s` placeholders). SQLAlchemy's psycopg dialect reads the URL into
+psycopg's connect arguments and compiles the models' DDL; the store writes through the DBAPI
+connection, as it does on SQLite, because executemany there is several times faster than Core.
+
+Write transactions: `LOCK TABLE customers IN EXCLUSIVE MODE` is SQLite's BEGIN IMMEDIATE here:
+people keep reading, and their writes to customers wait until the daemon commits, so nobody
+changes a row between what the daemon read and what it writes. `SET LOCAL spmirror.writing` marks
+the daemon's own writes for the capture triggers, for that transaction only.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import lru_cache
+from typing import Any, Iterable, Iterator
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from mirror.store.errors import StoreBusy, StoreError, StoreUnreachable
+from mirror.store.location import Location, redact_url
+from mirror.store.schema_version import SCHEMA_VERSION
+
+# Statements that write a column keeping each value's own type (models.AnyValue: history, values
+# sent). PostgreSQL has no typeless column; these are jsonb, so 2 stays the number 2 and
+# '0412 555 019' the string. The values are wrapped here, where the dialect is known.
+_TYPED_COLUMNS = {"customer_changes": ("old_value", "new_value"), "unconfirmed_writes": ("sent_value",)}
+_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)\s*\(([^)]*)\)\s*VALUES\s*\(", re.IGNORECASE)
+
+
+@lru_cache(maxsize=512)
+def _translated(sql: str) -> tuple[str, tuple[int, ...]]:
+    """`sql` with `?` placeholders as psycopg's `%s` (and literal `%` doubled), outside quoted
+    text; and the positions of the parameters that bind to a typed-value column."""
+    out: list[str] = []
+    quote = ""
+    for char in sql:
+        if quote:
+            out.append("%%" if char == "%" else char)
+            if char == quote:
+                quote = ""
+            continue
+        if char in ("'", '"'):
+            quote = char
+            out.append(char)
+        elif char == "?":
+            out.append("%s")
+        elif char == "%":
+            out.append("%%")
+        else:
+            out.append(char)
+    typed: tuple[int, ...] = ()
+    match = _INSERT.match(sql)
+    if match and match.group(1).lower() in _TYPED_COLUMNS:
+        columns = [name.strip().lower() for name in match.group(2).split(",")]
+        typed = tuple(i for i, name in enumerate(columns) if name in _TYPED_COLUMNS[match.group(1).lower()])
+    return "".join(out), typed
+
+
+def _typed_params(params: Iterable[Any], typed: tuple[int, ...]) -> tuple:
+    values = tuple(params)
+    if not typed:
+        return values
+    return tuple(Jsonb(v) if i in typed and v is not None else v for i, v in enumerate(values))
+
+
+def error_line(exc: BaseException) -> str:
+    """The first line of a driver error, any URL in it without its password."""
+    text = str(exc).strip()
+    return redact_url(text.splitlines()[0]) if text else type(exc).__name__
+
+
+class PgConnection:
+    """A psycopg connection the store's shared SQL runs on unchanged (see the module docstring).
+
+    Autocommit: transactions are the store's to begin, as on SQLite. One connection is shared by
+    the daemon's threads under its locks; psycopg serialises its use.
+    """
+
+    distinct = "IS DISTINCT FROM"
+    same = "IS NOT DISTINCT FROM"
+    # sync_runs has no rowid here, and started_at has whole seconds. Runs never overlap (the
+    # sync lock), so within one second the newest is the one still open (finished_at NULL), else
+    # the one finished last, else the one whose row a transaction wrote last (xmin).
+    newest_run_first = "started_at DESC, finished_at DESC NULLS FIRST, xmin::text::bigint DESC"
+
+    def __init__(self, raw: psycopg.Connection, location: Location):
+        self.raw = raw
+        self.location = location
+        self.lock = threading.RLock()
+
+    @staticmethod
+    def group_text(expression: str, separator: str) -> str:
+        return f"string_agg({expression}, '{separator}')"
+
+    def schema_version(self) -> int:
+        row = self.execute("SELECT to_regclass('spmirror_schema') IS NOT NULL").fetchone()
+        if not row[0]:
+            return 0
+        row = self.execute("SELECT version FROM spmirror_schema WHERE id = 1").fetchone()
+        return row[0] if row else 0
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> psycopg.Cursor:
+        text, typed = _translated(sql)
+        cursor = self.raw.cursor()
+        cursor.execute(text, _typed_params(params, typed))
+        return cursor
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> psycopg.Cursor:
+        text, typed = _translated(sql)
+        cursor = self.raw.cursor()
+        batch = [_typed_params(row, typed) for row in rows]
+        if batch:
+            cursor.executemany(text, batch)
+        return cursor
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def connect(location: Location, *, application_name: str = "spmirror") -> psycopg.Connection:
+    """A raw psycopg connection to `location`, made by SQLAlchemy's psycopg dialect from the URL
+    (so every libpq parameter a URL may carry works: host, port, sslmode, options=-csearch_path...).
+    Raises StoreError, with the URL's password masked, if the server cannot be reached."""
+    from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
+    from sqlalchemy.engine import make_url
+
+    assert location.url is not None
+    try:
+        url = make_url(location.url).set(drivername="postgresql+psycopg")
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError: not a URL it can read
+        raise StoreError(f"{redact_url(location.url)}: not a PostgreSQL URL SQLAlchemy can read ({exc}); "
+                         f"write it as postgresql://user@host:5432/database") from None
+    if "application_name" not in url.query:
+        url = url.update_query_dict({"application_name": application_name})
+    # The dialect turns the URL into psycopg's connect arguments; the connection is ours alone
+    # (no pool: a daemon keeps one for its life, a command for its run).
+    arguments, keywords = psycopg_dialect().create_connect_args(url)
+    try:
+        dbapi = psycopg.connect(*arguments, **keywords)
+    except psycopg.Error as exc:
+        raise StoreUnreachable(f"{redact_url(location.url)}: cannot connect to PostgreSQL ({error_line(exc)})") \
+            from None
+    dbapi.autocommit = True
+    return dbapi
+
+
+class PostgresBackend:
+    """What differs for a PostgreSQL database; the same interface as SqliteBackend."""
+
+    name = "postgres"
+
+    def __init__(self, location: Location, busy_timeout: float):
+        self.location = location
+        self.busy_timeout = busy_timeout
+
+    # -- connection ----------------------------------------------------------------------
+
+    def connect(self) -> PgConnection:
+        return PgConnection(connect(self.location), self.location)
+
+    def unusable(self, exc: BaseException) -> StoreError | None:
+        if isinstance(exc, psycopg.Error):
+            return StoreError(f"{self.location}: not a usable spmirror database ({error_line(exc)})")
+        return None
+
+    # -- schema --------------------------------------------------------------------------
+
+    def schema_version(self, db: PgConnection) -> int:
+        return db.schema_version()
+
+    def prepare_schema(self, store) -> None:
+        from mirror.store.postgres.schema import prepare
+
+        prepare(store)
+
+    @staticmethod
+    def ddl_dialect():
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.dialect()
+
+    # -- write transactions --------------------------------------------------------------
+
+    def begin(self, db: PgConnection, mark_daemon: bool) -> None:
+        db.lock.acquire()
+        try:
+            db.execute("BEGIN")
+            db.execute(f"SET LOCAL lock_timeout = '{int(self.busy_timeout * 1000)}ms'")
+            if mark_daemon:
+                try:
+                    db.execute("LOCK TABLE customers IN EXCLUSIVE MODE")
+                except psycopg.errors.LockNotAvailable as exc:
+                    db.execute("ROLLBACK")
+                    raise StoreBusy(str(self.location), self.busy_timeout, postgres=True) from exc
+                db.execute("SET LOCAL spmirror.writing = 'on'")
+        except BaseException:
+            db.lock.release()
+            raise
+
+    def commit(self, db: PgConnection, mark_daemon: bool) -> None:
+        try:
+            db.execute("COMMIT")
+        finally:
+            db.lock.release()
+
+    def rollback(self, db: PgConnection) -> None:
+        try:
+            if db.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                db.execute("ROLLBACK")
+        finally:
+            db.lock.release()
+
+    # -- first import --------------------------------------------------------------------
+    # Nothing is deferred: the GIN index and the secondary indexes are kept current row by row
+    # (measured in bench/pull.py --db postgresql://...).
+
+    def begin_first_import(self, store) -> None:
+        return None
+
+    def first_import_unfinished(self, store) -> bool:
+        return False
+
+    def finish_first_import(self, store) -> None:
+        return None
+
+    # -- the daemon's side ---------------------------------------------------------------
+
+    def run_lock(self, role: str = "spmirror run"):
+        from mirror.store.postgres.advisory_lock import run_lock
+
+        return run_lock(self.location, role)
+
+    def sync_lock(self, role: str):
+        from mirror.store.postgres.advisory_lock import sync_lock
+
+        return sync_lock(self.location, role)
+
+    def watch(self, timeout: float = 0.5):
+        from mirror.store.postgres.listen import ListenWatch
+
+        return ListenWatch(self.location, timeout)
+
+    def open_for_reading(self) -> Iterator:
+        from mirror.store.postgres.reading import open_for_reading
+
+        return open_for_reading(self.location)

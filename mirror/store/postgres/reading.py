@@ -1,0 +1,46 @@
+"""A PostgreSQL mirror opened read-only (status, reports): a session whose transactions cannot
+write, so it never creates, upgrades or locks anything, and is safe while the daemon writes."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import psycopg
+
+from mirror.store.errors import OlderSchema, StoreError
+from mirror.store.location import Location
+from mirror.store.postgres.connection import PgConnection, connect, error_line
+from mirror.store.schema_version import SCHEMA_VERSION
+
+
+@contextmanager
+def open_for_reading(location: Location) -> Iterator[PgConnection]:
+    """The mirror at `location`, read-only. Raises StoreError (one line: what is wrong with the
+    database) if it is not a mirror this spmirror can read, OlderSchema if it is an older one."""
+    db = PgConnection(connect(location, application_name="spmirror status"), location)
+    try:
+        try:
+            db.execute("SET default_transaction_read_only = on")
+            schema = db.execute("SELECT current_schema()").fetchone()[0]
+            if schema is None:
+                raise StoreError(f"{location}: the search_path names no schema that exists (options=-csearch_path "
+                                 f"in the URL)")
+            tables = db.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()").fetchone()[0]
+            has_customers = db.execute("SELECT to_regclass('customers') IS NOT NULL").fetchone()[0]
+            version = db.schema_version()
+        except psycopg.Error as exc:
+            raise StoreError(f"{location}: not a usable spmirror database ({error_line(exc)})") from exc
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{location} has schema version {version}, newer than this spmirror understands "
+                             f"({SCHEMA_VERSION}); upgrade spmirror")
+        if not tables:
+            raise StoreError(f"{location} holds no mirror yet (no tables in schema {schema})")
+        if version == 0 or not has_customers:
+            raise StoreError(f"{location} is not a spmirror database (no spmirror_schema version or customers "
+                             f"table in schema {schema})")
+        if version < SCHEMA_VERSION:
+            raise OlderSchema(f"{location} has schema version {version}; this spmirror upgrades it to {SCHEMA_VERSION}")
+        yield db
+    finally:
+        db.close()

@@ -1,0 +1,92 @@
+"""The PostgreSQL schema: the models' tables, PostgreSQL's own triggers and search, the shared
+view and lookup rows, and `spmirror_schema`, the record of the version.
+
+A new schema is made whole in one transaction at SCHEMA_VERSION (DDL is transactional here: a
+first run killed half-way leaves nothing behind). An older one climbs MIGRATIONS one step at a
+time, each step and its version stamp in one transaction, as on SQLite. PostgreSQL mirrors begin
+at version 4, so steps 1 -> 4 (SQLite's file history) have no PostgreSQL counterpart; a later
+version appends one step to each backend's list, sharing the statements both accept
+(mirror/store/portable_schema.py) and keeping the rest in each dialect's own words.
+
+Two processes opening a new database at once (a daemon and its standby) are serialised by a
+transaction-level advisory lock, so one creates and the other finds it made.
+"""
+
+from __future__ import annotations
+
+from mirror.store.errors import StoreError
+from mirror.store.portable_schema import API_FINDINGS, LABELED_VIEW_QUERY, LOOKUP_ROWS
+from mirror.store.postgres import capture, search
+from mirror.store.schema_version import SCHEMA_VERSION
+
+FIRST_VERSION = 4  # the version PostgreSQL mirrors were introduced at
+
+VERSION_TABLE = """CREATE TABLE IF NOT EXISTS spmirror_schema (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        upgraded_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )"""
+
+# The zstd dictionaries customer_raw's payloads are compressed with (store/payloads.py); `id` is
+# the id zstd gives the dictionary (a 32-bit unsigned number: bigint here).
+_PAYLOAD_DICTIONARIES = """CREATE TABLE IF NOT EXISTS payload_dictionaries (
+        id BIGINT NOT NULL PRIMARY KEY,
+        trained_at TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        dictionary BYTEA NOT NULL
+    )"""
+
+EXTRAS: tuple[str, ...] = (
+    *search.STATEMENTS,
+    *capture.FUNCTIONS,
+    *capture.TRIGGERS,
+    API_FINDINGS,
+    _PAYLOAD_DICTIONARIES,
+    f"CREATE OR REPLACE VIEW customers_labeled AS {LABELED_VIEW_QUERY}",
+    *LOOKUP_ROWS,
+)
+
+# MIGRATIONS[n] takes a version-(n+1) schema to n+2; entries below FIRST_VERSION never run.
+MIGRATIONS: tuple[tuple[str, ...], ...] = ((), (), ())
+
+# Serialises schema creation between sessions, per database and schema.
+_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_database() || '.' || current_schema() || '.schema'))"
+
+
+def prepare(store) -> None:
+    """Create or upgrade the schema the connection's search_path names."""
+    db = store.db
+    where = str(store.backend.location)
+    if db.execute("SELECT current_schema()").fetchone()[0] is None:
+        raise StoreError(f"{where}: the search_path names no schema that exists; create it "
+                         f"(CREATE SCHEMA ...) or fix options=-csearch_path in the URL")
+    version = db.schema_version()
+    if version == SCHEMA_VERSION:
+        return
+    with store.transaction() as tx:
+        tx.execute(_SCHEMA_LOCK)
+        version = db.schema_version()  # another session may have made it while we waited
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{where} has schema version {version}, newer than this spmirror understands "
+                             f"({SCHEMA_VERSION}); upgrade spmirror")
+        if version == 0:
+            if tx.execute("SELECT to_regclass('customers') IS NOT NULL").fetchone()[0]:
+                raise StoreError(f"{where} has a customers table but no spmirror schema version "
+                                 f"(spmirror_schema); point SPMIRROR_DB at another schema or database")
+            # The functions' `SET search_path FROM CURRENT` takes this: the mirror's own schema only.
+            tx.execute("SELECT set_config('search_path', quote_ident(current_schema()), true)")
+            tx.execute(VERSION_TABLE)
+            for statement in store.table_statements():
+                tx.execute(statement)
+            for statement in EXTRAS:
+                tx.execute(statement)
+            tx.execute("INSERT INTO spmirror_schema (id, version) VALUES (1, ?)", (SCHEMA_VERSION,))
+            return
+    for step in range(max(version, FIRST_VERSION), SCHEMA_VERSION):
+        with store.transaction() as tx:
+            tx.execute(_SCHEMA_LOCK)
+            if db.schema_version() != step:
+                continue  # another session took this step while we waited
+            for statement in MIGRATIONS[step - 1]:
+                tx.execute(statement)
+            tx.execute("UPDATE spmirror_schema SET version = ?, upgraded_at = now() WHERE id = 1", (step + 1,))

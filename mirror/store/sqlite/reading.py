@@ -1,0 +1,44 @@
+"""A SQLite mirror opened read-only (status, reports): the stdlib sqlite3 module alone, so it
+starts fast, never creates, upgrades or locks the file, and is safe while the daemon writes."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from mirror.store.errors import OlderSchema, StoreError
+from mirror.store.schema_version import SCHEMA_VERSION
+from mirror.store.sqlite.connection import SqliteConnection
+
+READ_TIMEOUT = 5.0  # seconds; WAL readers do not wait for writers, only for a rare recovery
+
+
+@contextmanager
+def open_for_reading(path: Path) -> Iterator[SqliteConnection]:
+    """The mirror at `path`, read-only. Raises StoreError (one line: what is wrong with the
+    file) if it is not a mirror this spmirror can read, OlderSchema if it is an older one."""
+    try:
+        db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=READ_TIMEOUT,
+                             factory=SqliteConnection)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot be opened ({exc})") from exc
+    try:
+        try:
+            version = db.schema_version()
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path} has schema version {version}, newer than this spmirror understands "
+                             f"({SCHEMA_VERSION}); upgrade spmirror")
+        if not tables:
+            raise StoreError(f"{path} holds no mirror yet (no tables)")
+        if version == 0 or "customers" not in tables:
+            raise StoreError(f"{path} is not a spmirror database (no spmirror schema version or customers table)")
+        if version < SCHEMA_VERSION:
+            raise OlderSchema(f"{path} has schema version {version}; this spmirror upgrades it to {SCHEMA_VERSION}")
+        yield db
+    finally:
+        db.close()
