@@ -1,4 +1,5 @@
-"""Shared fixtures: a real simulator on 127.0.0.1, a fake clock, and a client wired to both."""
+"""Shared fixtures: a real simulator on 127.0.0.1, a fake clock, and a client wired to both; the
+mirror database of each backend (tests/backends.py) for the conformance suite."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import random
 
 import pytest
 
+from backends import (KINDS, REQUIRE_POSTGRES_VARIABLE, open_mirror_database, postgres_required, postgres_server,
+                      redact)
 from mirror.api import SolarProofClient, Timeouts
 from mirror.logs import configure_logging
 from mirror.retry import RetryPolicy
@@ -86,3 +89,72 @@ class FailingFromPage(SolarProofClient):
         if page == self.fail_from:
             self.server.faults.script("503", count=1000, action="getallcustomers")
         return super().fetch_customer_page(page)
+
+
+# -- the two backends ---------------------------------------------------------------------------
+# A test (or fixture) that asks for `backend` or `mirror_db` runs once per backend: test ids end in
+# [sqlite] / [postgres], so `-k sqlite` or `-k postgres` picks one. A test marked
+# `sqlite_only(reason)` checks something PostgreSQL has no counterpart for (PRAGMAs, file modes,
+# WAL, SQLite migrations, the sqlite3 shell) and runs on SQLite only.
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only(reason): checks what only a SQLite file has; not run on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
+        if "backend" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return  # the test chose its backends itself
+    kinds = ["sqlite"] if metafunc.definition.get_closest_marker("sqlite_only") else list(KINDS)
+    # Module scope: a module's module-scoped fixtures (a synced mirror, a daemon) are built once per backend.
+    metafunc.parametrize("backend", kinds, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def backend(request) -> str:
+    """'sqlite' or 'postgres'. PostgreSQL tests skip, saying why, when no server can be reached;
+    with SPMIRROR_REQUIRE_POSTGRES=1 (CI) they fail instead."""
+    kind = request.param
+    if kind == "postgres":
+        server = postgres_server()
+        if server.error is not None:
+            if postgres_required():
+                pytest.fail(f"{server.reason} ({REQUIRE_POSTGRES_VARIABLE} is set)", pytrace=False)
+            pytest.skip(server.reason)
+    return kind
+
+
+@pytest.fixture
+def mirror_db(backend, tmp_path):
+    """A fresh, empty mirror database of the test's backend: a file path in tmp_path (not created
+    yet) or a schema of its own (dropped after)."""
+    with open_mirror_database(backend, tmp_path) as database:
+        yield database
+
+
+def pytest_collection_finish(session):
+    session.config.spmirror_postgres_tests = {
+        item.nodeid for item in session.items
+        if getattr(item, "callspec", None) is not None and item.callspec.params.get("backend") == "postgres"}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line on the PostgreSQL half of the suite: that it ran and where, or that it was
+    skipped (or, under SPMIRROR_REQUIRE_POSTGRES, failed) and why."""
+    wanted = getattr(config, "spmirror_postgres_tests", set())
+    if not wanted or config.option.collectonly:
+        return
+    server = postgres_server()
+    if server.error is None:
+        ran = sum(1 for key in ("passed", "failed") for report in terminalreporter.stats.get(key, [])
+                  if report.when == "call" and report.nodeid in wanted)
+        terminalreporter.write_line(f"PostgreSQL tests: {ran} of {len(wanted)} ran against {redact(server.url)}")
+    elif postgres_required():
+        terminalreporter.write_line(f"PostgreSQL tests: {len(wanted)} FAILED, none could run: {server.reason}",
+                                    red=True, bold=True)
+    else:
+        terminalreporter.write_line(f"PostgreSQL tests: {len(wanted)} SKIPPED: {server.reason}", yellow=True, bold=True)

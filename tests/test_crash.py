@@ -13,12 +13,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from crash import PUSH_PHASES, admin, admin_patch, crash_session, edit, summarize  # noqa: E402
+from crash import PUSH_PHASES, admin, admin_patch, crash_session, edit, query, summarize  # noqa: E402
+from backends import MirrorDatabase, sql_text  # noqa: E402
 from mirror.commands.sync import sync_once  # noqa: E402
 from mirror.config import load_settings  # noqa: E402
 from mirror.exit_codes import EXIT_OK  # noqa: E402
 from mirror.simulator.server import SimulatorServer  # noqa: E402
-from sqlite_edit import edit as edit_mirror, query, sql_text  # noqa: E402
 
 SEED = 11
 # Each round: (stratum, plan fields pinned). Fixed so the sample always holds a kill in the push
@@ -43,6 +43,11 @@ ROUNDS_PLAN = [
 ROUNDS = len(ROUNDS_PLAN)
 
 
+# bench/crash.py drives a SQLite file (its own edits and reads, rowid marks, the sync lock file it
+# watches for the kill); the sample runs on PostgreSQL once it takes a database URL.
+CRASH_BENCH_SQLITE_ONLY = "bench/crash.py speaks SQLite only (its edits, reads, rowid marks and lock-file watch)"
+
+
 @pytest.fixture(scope="module")
 def sample():
     """The rounds, their report, and the live run (simulator and mirror) for the checker's own test."""
@@ -56,6 +61,7 @@ def sample():
         yield results, summarize(results, run), run
 
 
+@pytest.mark.sqlite_only(reason=CRASH_BENCH_SQLITE_ONLY)
 def test_killed_syncs_deliver_every_edit_and_adopt_lost_creates_once(sample):
     """Eight killed syncs and daemons leave every edit delivered or kept, adopt each lost create
     once, send a create whose POST never left only after two walks, and tie no row to another person."""
@@ -91,6 +97,7 @@ def test_killed_syncs_deliver_every_edit_and_adopt_lost_creates_once(sample):
     assert {result["mode"] for result in results} == {"sync", "run"}
 
 
+@pytest.mark.sqlite_only(reason=CRASH_BENCH_SQLITE_ONLY)
 def test_the_checker_reports_an_edit_left_pending_a_second_customer_and_a_row_tied_to_another(sample):
     """The same checks, after the outcome is broken by hand, report each break (so a clean sample means something)."""
     _results, _report, run = sample
@@ -123,30 +130,30 @@ def test_the_checker_reports_an_edit_left_pending_a_second_customer_and_a_row_ti
     assert "row_tied_to_its_own_customer" in new_violations()
 
 
-def test_create_killed_between_its_intent_and_its_post_is_sent_once_after_two_walks(tmp_path):
+def test_create_killed_between_its_intent_and_its_post_is_sent_once_after_two_walks(mirror_db: MirrorDatabase):
     """A row whose intent was committed but whose POST never left stays pending (never doubled) until two complete
     walks prove the customer absent, then is created exactly once."""
     email = "crash-intent-only@example.com.au"
     with SimulatorServer(customers=60, seed=3, api_key="crash-key") as sim:
-        db = tmp_path / "mirror.db"
+        db = mirror_db
         settings = load_settings(env={"SPMIRROR_API_URL": sim.url, "SPMIRROR_API_KEY": sim.api_key,
-                                      "SPMIRROR_DB": str(db)})
+                                      "SPMIRROR_DB": db.url})
         assert sync_once(settings)[0] == EXIT_OK
-        edit_mirror(db, "INSERT INTO customers (customerfirstname, customersurname, customeremail, customerphone1, "
-                        f"fkcustomertypeid) VALUES ('Nina', 'Intent', {sql_text(email)}, '0400 000 001', 1)")
-        local_id = query(db, "SELECT id FROM customers WHERE customeremail = ?", (email,))[0]["id"]
-        # Exactly what the mirror file holds after a SIGKILL between record_create_intent's COMMIT and the POST.
-        edit_mirror(db, f"INSERT INTO create_intents (local_id, email, sent_at) VALUES ({local_id}, {sql_text(email)}, "
-                        "'2026-01-01T00:00:00Z')")
+        db.edit("INSERT INTO customers (customerfirstname, customersurname, customeremail, customerphone1, "
+                f"fkcustomertypeid) VALUES ('Nina', 'Intent', {sql_text(email)}, '0400 000 001', 1)")
+        local_id = db.scalar("SELECT id FROM customers WHERE customeremail = ?", (email,))
+        # Exactly what the mirror holds after a SIGKILL between record_create_intent's COMMIT and the POST.
+        db.edit(f"INSERT INTO create_intents (local_id, email, sent_at) VALUES ({local_id}, {sql_text(email)}, "
+                "'2026-01-01T00:00:00Z')")
         for _ in range(2):
             assert sync_once(settings)[0] == EXIT_OK
         assert [e for e in sim.account.write_log() if e["action"] == "createcustomer"] == []
-        assert query(db, "SELECT pkcustomerid, sync_state FROM customers WHERE customeremail = ?", (email,)) == [
+        assert db.query("SELECT pkcustomerid, sync_state FROM customers WHERE customeremail = ?", (email,)) == [
             {"pkcustomerid": None, "sync_state": "pending"}]
         assert sync_once(settings)[0] == EXIT_OK
         created = [e for e in sim.account.write_log() if e["action"] == "createcustomer" and e["applied"]]
         remote = [c["id"] for c in sim.account.snapshot()["customers"] if c["email"] == email]
-        rows = query(db, "SELECT pkcustomerid, sync_state FROM customers WHERE customeremail = ?", (email,))
+        rows = db.query("SELECT pkcustomerid, sync_state FROM customers WHERE customeremail = ?", (email,))
         assert len(created) == 1 and len(remote) == 1
         assert rows == [{"pkcustomerid": remote[0], "sync_state": "synced"}]
-        assert query(db, "SELECT * FROM create_intents") == []
+        assert db.query("SELECT * FROM create_intents") == []

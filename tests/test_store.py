@@ -1,4 +1,6 @@
-"""The mirror file itself: pragmas, schema version, refusing foreign files, and upgrades in place."""
+"""The mirror database itself: schema version, refusing foreign databases, upgrades in place, and rows
+linked to their customer; on both backends, plus what only a SQLite file has (pragmas, WAL, file
+mode, the SQLite schema's own migrations from real version-1 and version-2 files)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-import mirror.store
-from mirror.schema import MIGRATIONS, SCHEMA_VERSION
+import mirror.store.sqlite.connection
+import mirror.store.sqlite.schema
+from mirror.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 from mirror.store import Store, StoreError
+
+sqlite_only = pytest.mark.sqlite_only
 
 
 def pragma(path, name: str):
@@ -23,6 +28,24 @@ def pragma(path, name: str):
         con.close()
 
 
+def stamped_version(mirror_db) -> int:
+    """The schema version the database records, read as any client would (not through the Store)."""
+    if mirror_db.kind == "sqlite":
+        return mirror_db.scalar("PRAGMA user_version")
+    if not mirror_db.has_table("spmirror_schema"):
+        return 0
+    return mirror_db.scalar("SELECT version FROM spmirror_schema")
+
+
+def test_new_database_is_stamped_with_the_current_version(mirror_db):
+    """A new mirror is stamped SCHEMA_VERSION, where other clients see it, and holds no customer."""
+    with Store.open(mirror_db.url) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.count_customers() == 0
+    assert stamped_version(mirror_db) == SCHEMA_VERSION
+
+
+@sqlite_only(reason="PRAGMAs, WAL and the file's mode are SQLite's")
 def test_new_database_gets_version_wal_and_foreign_keys(tmp_path):
     """A new file is stamped SCHEMA_VERSION, uses WAL, and the store's connection enforces foreign keys."""
     path = tmp_path / "sub" / "mirror.db"
@@ -36,49 +59,51 @@ def test_new_database_gets_version_wal_and_foreign_keys(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_new_database_has_the_documented_tables_view_and_lookups(tmp_path):
-    """A new file has the customer tables, the FTS index, the labeled view and the status/type rows."""
-    path = tmp_path / "mirror.db"
-    Store.open(path).close()
-    con = sqlite3.connect(path)
-    names = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
+def test_new_database_has_the_documented_tables_view_and_lookups(mirror_db):
+    """A new mirror has the customer tables, the labeled view, the search index (SQLite: customers_fts) and the
+    status/type rows."""
+    Store.open(mirror_db.url).close()
+    names = mirror_db.table_names()
     assert {"customers", "customer_base", "customer_raw", "customer_notes", "customer_projects", "users",
-            "customer_changes", "deleted_customers", "sync_runs", "rejected_records", "customers_fts",
-            "customers_labeled", "customer_statuses", "customer_types"} <= names
-    assert con.execute("SELECT id, label FROM customer_statuses ORDER BY id").fetchall() == [
+            "customer_changes", "deleted_customers", "sync_runs", "rejected_records", "customers_labeled",
+            "customer_statuses", "customer_types", "customer_conflicts", "create_intents", "unconfirmed_writes",
+            "webhook_subscriptions"} <= names
+    if mirror_db.kind == "sqlite":
+        assert "customers_fts" in names
+    assert [tuple(r.values()) for r in mirror_db.query("SELECT id, label FROM customer_statuses ORDER BY id")] == [
         (0, "No Status Set"), (1, "New Contacts"), (2, "Signed"), (3, "Mega Status")]
-    assert con.execute("SELECT id, write_word FROM customer_types ORDER BY id").fetchall() == [
+    assert [tuple(r.values()) for r in mirror_db.query("SELECT id, write_word FROM customer_types ORDER BY id")] == [
         (1, "RESIDENTIAL"), (2, "COMMERCIAL"), (3, "LARGE-SCALE")]
 
 
-def test_reopening_keeps_data_and_version(tmp_path):
-    """Opening an existing current file changes nothing: rows and version stay."""
-    path = tmp_path / "mirror.db"
-    Store.open(path).close()
-    con = sqlite3.connect(path)
-    con.execute("INSERT INTO customers (customerfirstname, customersurname) VALUES ('Ada', 'Lovelace')")
-    con.commit()
-    con.close()
-    with Store.open(path) as store:
+def test_reopening_keeps_data_and_version(mirror_db):
+    """Opening an existing current mirror changes nothing: rows and version stay."""
+    Store.open(mirror_db.url).close()
+    mirror_db.edit("INSERT INTO customers (customerfirstname, customersurname) VALUES ('Ada', 'Lovelace')")
+    with Store.open(mirror_db.url) as store:
         assert store.count_customers() == 1 and store.schema_version == SCHEMA_VERSION
+    assert mirror_db.scalar("SELECT customersurname FROM customers") == "Lovelace"
 
 
-def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path):
-    """A file stamped with a version above SCHEMA_VERSION raises StoreError saying to upgrade spmirror."""
-    path = tmp_path / "future.db"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
-    con.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
-    con.commit()
-    con.close()
+def test_a_newer_schema_is_refused_with_a_clear_message(mirror_db):
+    """A database stamped with a version above SCHEMA_VERSION raises StoreError saying to upgrade spmirror."""
+    future = SCHEMA_VERSION + 1
+    if mirror_db.kind == "sqlite":
+        mirror_db.edit("CREATE TABLE customers (id INTEGER PRIMARY KEY)", f"PRAGMA user_version={future}")
+    else:
+        mirror_db.edit("CREATE TABLE customers (id INTEGER PRIMARY KEY)",
+                       "CREATE TABLE spmirror_schema (id INTEGER PRIMARY KEY, version INTEGER NOT NULL)",
+                       f"INSERT INTO spmirror_schema (id, version) VALUES (1, {future})")
     with pytest.raises(StoreError) as raised:
-        Store.open(path)
+        Store.open(mirror_db.url)
     message = str(raised.value)
-    assert f"schema version {SCHEMA_VERSION + 1}" in message and "upgrade spmirror" in message
-    assert str(path) in message
-    assert pragma(path, "user_version") == SCHEMA_VERSION + 1  # left untouched
+    assert f"schema version {future}" in message and "upgrade spmirror" in message
+    where = mirror_db.url if mirror_db.kind == "sqlite" else mirror_db.url.split("?")[0]
+    assert where in message
+    assert stamped_version(mirror_db) == future  # left untouched
 
 
+@sqlite_only(reason="a file of another format is a SQLite matter")
 def test_a_non_sqlite_file_is_refused(tmp_path):
     """A file that is not SQLite raises StoreError naming the file, and is not overwritten."""
     path = tmp_path / "notes.txt"
@@ -90,26 +115,14 @@ def test_a_non_sqlite_file_is_refused(tmp_path):
     assert path.read_bytes() == content
 
 
-def test_an_unversioned_sqlite_file_with_a_customers_table_is_refused(tmp_path):
-    """Another program's database that happens to have a customers table is not adopted."""
-    path = tmp_path / "other.db"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE customers (name TEXT)")
-    con.execute("INSERT INTO customers VALUES ('x')")
-    con.commit()
-    con.close()
+def test_an_unversioned_database_with_a_customers_table_is_refused(mirror_db):
+    """Another program's database that happens to have a customers table is not adopted, nor changed."""
+    mirror_db.edit("CREATE TABLE customers (name TEXT)", "INSERT INTO customers VALUES ('x')")
     with pytest.raises(StoreError, match="no spmirror schema version"):
-        Store.open(path)
-    assert pragma(path, "user_version") == 0
-
-
-def _current_file_with_rows(path) -> None:
-    Store.open(path).close()
-    con = sqlite3.connect(path)
-    con.executemany("INSERT INTO customers (customerfirstname, customersurname) VALUES (?, ?)",
-                    [("Ada", "Lovelace"), ("Alan", "Turing")])
-    con.commit()
-    con.close()
+        Store.open(mirror_db.url)
+    assert stamped_version(mirror_db) == 0
+    assert mirror_db.table_names() == {"customers"}
+    assert mirror_db.query("SELECT * FROM customers") == [{"name": "x"}]
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -159,6 +172,7 @@ def _assert_same_schema_as_a_new_file(path, tmp_path) -> None:
     assert 'content="customers"' in made["search"][0]  # the form Datasette recognises
 
 
+@sqlite_only(reason="a real version-1 SQLite file; PostgreSQL starts at the current version")
 def test_a_file_made_by_schema_version_1_upgrades_with_its_pending_edits(tmp_path):
     """A real version-1 file (a synced mirror with a pending edit and a pending INSERT) upgrades to the current
     schema: every row, note, edit and search entry kept, and the same tables, columns, keys, indexes, triggers and
@@ -184,6 +198,7 @@ def test_a_file_made_by_schema_version_1_upgrades_with_its_pending_edits(tmp_pat
     _assert_same_schema_as_a_new_file(path, tmp_path)
 
 
+@sqlite_only(reason="a real version-2 SQLite file; PostgreSQL starts at the current version")
 def test_a_file_made_by_schema_version_2_upgrades_with_its_edits_history_and_search(tmp_path):
     """A real version-2 file (synced, with remote changes in history, a pushed edit not yet confirmed, a pending
     edit and a pending INSERT) upgrades with every row kept: history and sent values come back as the integers
@@ -235,6 +250,7 @@ def test_a_file_made_by_schema_version_2_upgrades_with_its_edits_history_and_sea
     _assert_same_schema_as_a_new_file(path, tmp_path)
 
 
+@sqlite_only(reason="follows the SQLite version-2 upgrade")
 def test_an_upgraded_file_keeps_working(tmp_path):
     """After the upgrade from version 2 the triggers work: `SET x = x` leaves a row synced, a real edit marks it
     pending and is found by search, and a deleted row's notes stay, unlinked."""
@@ -253,58 +269,66 @@ def test_an_upgraded_file_keeps_working(tmp_path):
     con.close()
 
 
-def test_an_older_file_is_upgraded_in_place(tmp_path, monkeypatch):
-    """A current file with rows gets the next version's migration: same rows, the new column, the new version."""
-    path = tmp_path / "mirror.db"
-    _current_file_with_rows(path)
-    monkeypatch.setattr(mirror.store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setattr(mirror.store, "MIGRATIONS", (*MIGRATIONS, ("ALTER TABLE customers ADD COLUMN test_extra TEXT",)))
-    with Store.open(path) as store:
-        assert store.schema_version == SCHEMA_VERSION + 1
-    con = sqlite3.connect(path)
-    columns = [row[1] for row in con.execute("PRAGMA table_info(customers)")]
-    assert "test_extra" in columns
-    assert con.execute("SELECT customersurname, test_extra FROM customers ORDER BY id").fetchall() == [
-        ("Lovelace", None), ("Turing", None)]
-    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
-    # The search index still follows the rows after the upgrade.
-    con.execute("UPDATE customers SET customersurname = 'Hopper' WHERE customerfirstname = 'Alan'")
-    con.commit()
-    assert con.execute("SELECT rowid FROM customers_fts WHERE customers_fts MATCH 'Hopper'").fetchall() == [(2,)]
+def pending_migrations(monkeypatch, kind: str, *steps: tuple[str, ...]) -> int:
+    """Make this spmirror `len(steps)` versions newer than the database, `steps` being its backend's
+    migrations to those versions; returns the new version."""
+    newer = SCHEMA_VERSION + len(steps)
+    if kind == "sqlite":
+        monkeypatch.setattr(mirror.store.sqlite.connection, "SCHEMA_VERSION", newer)
+        monkeypatch.setattr(mirror.store.sqlite.schema, "MIGRATIONS", (*MIGRATIONS, *steps))
+    else:
+        import mirror.store.postgres.schema as postgres_schema
+
+        monkeypatch.setattr(postgres_schema, "SCHEMA_VERSION", newer)
+        monkeypatch.setattr(postgres_schema, "MIGRATIONS", (*postgres_schema.MIGRATIONS, *steps))
+    return newer
 
 
-def test_upgrades_run_every_step_in_order(tmp_path, monkeypatch):
+def current_database_with_rows(mirror_db) -> None:
+    Store.open(mirror_db.url).close()
+    mirror_db.edit("INSERT INTO customers (customerfirstname, customersurname) VALUES ('Ada', 'Lovelace')",
+                   "INSERT INTO customers (customerfirstname, customersurname) VALUES ('Alan', 'Turing')")
+
+
+def test_an_older_database_is_upgraded_in_place(mirror_db, monkeypatch):
+    """A current database with rows gets the next version's migration: same rows, the new column, the new
+    version, and the search index still follows the rows."""
+    current_database_with_rows(mirror_db)
+    newer = pending_migrations(monkeypatch, mirror_db.kind, ("ALTER TABLE customers ADD COLUMN test_extra TEXT",))
+    with Store.open(mirror_db.url) as store:
+        assert store.schema_version == newer
+    assert "test_extra" in mirror_db.column_types("customers")
+    assert [(r["customersurname"], r["test_extra"]) for r in mirror_db.query(
+        "SELECT customersurname, test_extra FROM customers ORDER BY id")] == [("Lovelace", None), ("Turing", None)]
+    assert stamped_version(mirror_db) == newer
+    mirror_db.edit("UPDATE customers SET customersurname = 'Hopper' WHERE customerfirstname = 'Alan'")
+    alan = mirror_db.scalar("SELECT id FROM customers WHERE customerfirstname = 'Alan'")
+    assert mirror_db.search("Hopper") == {alan}
+
+
+def test_upgrades_run_every_step_in_order(mirror_db, monkeypatch):
     """Two pending versions run both steps, in order, ending at the newest version."""
-    path = tmp_path / "mirror.db"
-    _current_file_with_rows(path)
-    monkeypatch.setattr(mirror.store, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
-    monkeypatch.setattr(mirror.store, "MIGRATIONS", (
-        *MIGRATIONS,
-        ("CREATE TABLE step_log (step INTEGER)", "INSERT INTO step_log VALUES (1)"),
-        ("INSERT INTO step_log VALUES (2)",),
-    ))
-    Store.open(path).close()
-    con = sqlite3.connect(path)
-    assert con.execute("SELECT step FROM step_log ORDER BY rowid").fetchall() == [(1,), (2,)]
-    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 2
-    assert con.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+    current_database_with_rows(mirror_db)
+    newer = pending_migrations(monkeypatch, mirror_db.kind,
+                               ("CREATE TABLE step_log (n INTEGER PRIMARY KEY, step INTEGER)",
+                                "INSERT INTO step_log (n, step) VALUES (1, 1)"),
+                               ("INSERT INTO step_log (n, step) SELECT max(n) + 1, 2 FROM step_log",))
+    Store.open(mirror_db.url).close()
+    assert [r["step"] for r in mirror_db.query("SELECT step FROM step_log ORDER BY n")] == [1, 2]
+    assert stamped_version(mirror_db) == newer
+    assert mirror_db.scalar("SELECT count(*) FROM customers") == 2
 
 
-def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+def test_a_failing_migration_leaves_the_database_as_it_was(mirror_db, monkeypatch):
     """A step that fails rolls back whole: StoreError, old version, rows intact, no half-added column."""
-    path = tmp_path / "mirror.db"
-    _current_file_with_rows(path)
-    monkeypatch.setattr(mirror.store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setattr(mirror.store, "MIGRATIONS", (*MIGRATIONS, (
-        "ALTER TABLE customers ADD COLUMN test_extra TEXT",
-        "INSERT INTO no_such_table VALUES (1)",
-    )))
+    current_database_with_rows(mirror_db)
+    pending_migrations(monkeypatch, mirror_db.kind, ("ALTER TABLE customers ADD COLUMN test_extra TEXT",
+                                                     "INSERT INTO no_such_table VALUES (1)"))
     with pytest.raises(StoreError):
-        Store.open(path)
-    con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert "test_extra" not in [row[1] for row in con.execute("PRAGMA table_info(customers)")]
-    assert con.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+        Store.open(mirror_db.url)
+    assert stamped_version(mirror_db) == SCHEMA_VERSION
+    assert "test_extra" not in mirror_db.column_types("customers")
+    assert mirror_db.scalar("SELECT count(*) FROM customers") == 2
 
 
 def _open_files_under(directory) -> list[str]:
@@ -321,6 +345,7 @@ def _open_files_under(directory) -> list[str]:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+@sqlite_only(reason="file descriptors on the SQLite file and its WAL")
 def test_a_refused_file_is_not_left_open(tmp_path):
     """After Store.open refuses a file, no file descriptor on it (or its WAL companions) stays open."""
     path = tmp_path / "future.db"
@@ -342,6 +367,7 @@ def test_a_refused_file_is_not_left_open(tmp_path):
         gc.collect()
 
 
+@sqlite_only(reason="the journal mode is SQLite's")
 def test_a_refused_foreign_database_keeps_its_journal_mode(tmp_path):
     """Refusing another program's database leaves it as it was, including its rollback-journal mode."""
     path = tmp_path / "other.db"
@@ -360,7 +386,7 @@ def test_a_refused_foreign_database_keeps_its_journal_mode(tmp_path):
 
 
 @pytest.fixture
-def synced(tmp_path):
+def synced(mirror_db):
     """A mirror synced from a simulator on 127.0.0.1, with remote changes in history: (sim, db, sync)."""
     from conftest import API_KEY
     from mirror.commands.sync import sync_once
@@ -368,9 +394,8 @@ def synced(tmp_path):
     from mirror.simulator.server import SimulatorServer
 
     with SimulatorServer(customers=12, seed=29, api_key=API_KEY) as sim:
-        db = tmp_path / "mirror.db"
         settings = load_settings(env={"SPMIRROR_API_URL": sim.url, "SPMIRROR_API_KEY": API_KEY,
-                                      "SPMIRROR_DB": str(db)})
+                                      "SPMIRROR_DB": mirror_db.url})
 
         def sync() -> int:
             return sync_once(settings)[0]
@@ -379,40 +404,37 @@ def synced(tmp_path):
         for remote_id in sim.account.ids():
             sim.account.edit_customer(remote_id, phone2="0400 000 999")
         assert sync() == 0
-        yield sim, db, sync
+        yield sim, mirror_db, sync
+
+
+_CHILD_ORDER = {"customer_notes": "id", "customer_projects": "project_id", "customer_changes": "id"}
 
 
 def _links(db, remote_id: int) -> dict[str, list]:
     """customer_row of each note, project and history row of a customer."""
-    con = sqlite3.connect(db)
-    try:
-        return {child: [r[0] for r in con.execute(f"SELECT customer_row FROM {child} WHERE pkcustomerid = ? "
-                                                   f"ORDER BY rowid", (remote_id,))]
-                for child in ("customer_notes", "customer_projects", "customer_changes")}
-    finally:
-        con.close()
+    return {child: [r["customer_row"] for r in db.query(f"SELECT customer_row FROM {child} WHERE pkcustomerid = ? "
+                                                         f"ORDER BY {key}", (remote_id,))]
+            for child, key in _CHILD_ORDER.items()}
 
 
 def _row_id(db, remote_id: int):
-    con = sqlite3.connect(db)
-    try:
-        row = con.execute("SELECT id FROM customers WHERE pkcustomerid = ?", (remote_id,)).fetchone()
-        return row[0] if row else None
-    finally:
-        con.close()
+    return db.scalar("SELECT id FROM customers WHERE pkcustomerid = ?", (remote_id,))
 
 
-@pytest.mark.parametrize("foreign_keys", ["ON", "OFF"])
-def test_a_customer_row_deleted_by_a_person_keeps_its_notes_and_history_and_is_linked_again(synced, foreign_keys):
-    """A person deletes a customer's row, from a client that enforces foreign keys (DB Browser) or not (the sqlite3
-    shell): its notes, projects and history stay, unlinked; the sync restores the row and they point at it again."""
-    from sqlite_edit import edit
+def _foreign_keys_hold(db) -> bool:
+    """No row points at a customer row that is not there (PostgreSQL enforces it on every client)."""
+    if db.kind == "sqlite":
+        return db.query("PRAGMA foreign_key_check") == []
+    return all(db.scalar(f"SELECT count(*) FROM {child} x LEFT JOIN customers c ON c.id = x.customer_row "
+                         f"WHERE x.customer_row IS NOT NULL AND c.id IS NULL") == 0 for child in _CHILD_ORDER)
 
+
+def _deleted_row_comes_back_linked(synced, *client_setup: str) -> None:
     sim, db, sync = synced
     target = next(i for i in sim.account.ids() if sim.account.get(i)["notes"] and sim.account.get(i)["projects"])
     before = {child: len(rows) for child, rows in _links(db, target).items()}
     assert all(before.values()) and set(sum(_links(db, target).values(), [])) == {_row_id(db, target)}
-    edit(db, f"PRAGMA foreign_keys={foreign_keys}", f"DELETE FROM customers WHERE pkcustomerid = {target}")
+    db.edit(*client_setup, f"DELETE FROM customers WHERE pkcustomerid = {target}")
     unlinked = _links(db, target)
     assert {child: len(rows) for child, rows in unlinked.items()} == before
     assert set(sum(unlinked.values(), [])) == {None}
@@ -424,7 +446,19 @@ def test_a_customer_row_deleted_by_a_person_keeps_its_notes_and_history_and_is_l
     assert len(linked["customer_projects"]) == before["customer_projects"]
     assert len(linked["customer_changes"]) == before["customer_changes"] + 1  # (restored)
     assert set(sum(linked.values(), [])) == {restored}
-    assert sqlite3.connect(db).execute("PRAGMA foreign_key_check").fetchall() == []
+    assert _foreign_keys_hold(db)
+
+
+def test_a_customer_row_deleted_by_a_person_keeps_its_notes_and_history_and_is_linked_again(synced):
+    """A person deletes a customer's row from a client that enforces foreign keys (PostgreSQL, DB Browser): its
+    notes, projects and history stay, unlinked; the sync restores the row and they point at it again."""
+    _deleted_row_comes_back_linked(synced, *(["PRAGMA foreign_keys=ON"] if synced[1].kind == "sqlite" else []))
+
+
+@sqlite_only(reason="only a SQLite client can write without enforcing foreign keys")
+def test_a_customer_row_deleted_without_foreign_keys_keeps_its_notes_and_is_linked_again(synced):
+    """The same from a client that does not enforce foreign keys (the sqlite3 shell's default)."""
+    _deleted_row_comes_back_linked(synced, "PRAGMA foreign_keys=OFF")
 
 
 def test_a_remote_delete_keeps_every_history_row_and_nothing_blocks_the_sync(synced):
@@ -443,9 +477,6 @@ def test_a_remote_delete_keeps_every_history_row_and_nothing_blocks_the_sync(syn
     links = _links(db, target)
     assert links["customer_notes"] == [] and links["customer_projects"] == []
     assert links["customer_changes"] == [None] * (history + 1)
-    con = sqlite3.connect(db)
-    record = json.loads(con.execute("SELECT last_record_json FROM deleted_customers WHERE pkcustomerid = ?",
-                                    (target,)).fetchone()[0])
+    record = json.loads(db.scalar("SELECT last_record_json FROM deleted_customers WHERE pkcustomerid = ?", (target,)))
     assert [n["note"] for n in record["notes"]] == notes
-    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
-    con.close()
+    assert _foreign_keys_hold(db)

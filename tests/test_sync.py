@@ -1,18 +1,17 @@
-"""`sync_once` against a real simulator and a real SQLite file: what each sync writes, and what it must not."""
+"""`sync_once` against a real simulator and a real mirror database (a SQLite file, a PostgreSQL schema):
+what each sync writes, and what it must not."""
 
 from __future__ import annotations
 
 import io
 import json
-import sqlite3
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import structlog
 
+from backends import MirrorDatabase, open_mirror_database
 from conftest import API_KEY, FailingFromPage, FakeClock, make_client
-from sqlite_edit import query, scalar
 from mirror.api import SolarProofClient
 from mirror.commands.sync import sync_once
 from mirror.config import load_settings
@@ -33,45 +32,19 @@ CONTACT_TIMES = ("mornings", "middays", "afternoons", "evenings")
 # -- helpers ------------------------------------------------------------------------------
 
 
-def settings_for(sim: SimulatorServer, db: Path, **env: str):
+def settings_for(sim: SimulatorServer, db: MirrorDatabase, **env: str):
     """Settings for a sync of `sim` into `db`; extra SPMIRROR_* values as keyword arguments."""
     return load_settings(env={"SPMIRROR_API_URL": sim.url, "SPMIRROR_API_KEY": sim.api_key,
-                              "SPMIRROR_DB": str(db), **env})
+                              "SPMIRROR_DB": db.url, **env})
 
 
-def execute(db: Path, script: str) -> None:
-    con = sqlite3.connect(db)
-    try:
-        con.executescript(script)
-    finally:
-        con.close()
+def mirror_ids(db: MirrorDatabase) -> set[int]:
+    return {row["pkcustomerid"] for row in db.query("SELECT pkcustomerid FROM customers "
+                                                    "WHERE pkcustomerid IS NOT NULL")}
 
 
-def mirror_ids(db: Path) -> set[int]:
-    return {row["pkcustomerid"] for row in query(db, "SELECT pkcustomerid FROM customers WHERE pkcustomerid IS NOT NULL")}
-
-
-def deleted_ids(db: Path) -> set[int]:
-    return {row["pkcustomerid"] for row in query(db, "SELECT pkcustomerid FROM deleted_customers")}
-
-
-def count_writes(db: Path, *tables: str) -> None:
-    """Install triggers that count every INSERT, UPDATE and DELETE on each table into `writes`."""
-    script = ["CREATE TABLE IF NOT EXISTS writes (tbl TEXT PRIMARY KEY, n INTEGER NOT NULL);"]
-    for table in tables:
-        script.append(f"INSERT INTO writes VALUES ('{table}', 0);")
-        for op in ("INSERT", "UPDATE", "DELETE"):
-            script.append(f"CREATE TRIGGER count_{table}_{op.lower()} AFTER {op} ON {table} "
-                          f"BEGIN UPDATE writes SET n = n + 1 WHERE tbl = '{table}'; END;")
-    execute(db, "\n".join(script))
-
-
-def writes(db: Path, table: str) -> int:
-    return scalar(db, "SELECT n FROM writes WHERE tbl = ?", (table,))
-
-
-def last_run(db: Path) -> dict:
-    return query(db, "SELECT * FROM sync_runs ORDER BY rowid DESC LIMIT 1")[0]
+def deleted_ids(db: MirrorDatabase) -> set[int]:
+    return {row["pkcustomerid"] for row in db.query("SELECT pkcustomerid FROM deleted_customers")}
 
 
 @contextmanager
@@ -127,8 +100,8 @@ def expected_row(record: dict) -> dict:
     }
 
 
-def customer_row(db: Path, remote_id: int) -> dict | None:
-    rows = query(db, "SELECT * FROM customers WHERE pkcustomerid = ?", (remote_id,))
+def customer_row(db: MirrorDatabase, remote_id: int) -> dict | None:
+    rows = db.query("SELECT * FROM customers WHERE pkcustomerid = ?", (remote_id,))
     if not rows:
         return None
     rows[0].pop("id")
@@ -150,17 +123,17 @@ def server():
 
 
 @pytest.fixture
-def db(tmp_path) -> Path:
-    return tmp_path / "mirror.db"
+def db(mirror_db) -> MirrorDatabase:
+    return mirror_db
 
 
 @pytest.fixture(scope="module")
-def synced(tmp_path_factory):
+def synced(tmp_path_factory, backend):
     """One simulator that nobody changes, synced once into a module-wide database (read-only tests)."""
-    with SimulatorServer(customers=CUSTOMERS, seed=SEED, api_key=API_KEY) as sim:
-        path = tmp_path_factory.mktemp("synced") / "mirror.db"
-        code, report = sync_once(settings_for(sim, path))
-        yield sim, path, code, report
+    with SimulatorServer(customers=CUSTOMERS, seed=SEED, api_key=API_KEY) as sim, \
+            open_mirror_database(backend, tmp_path_factory.mktemp("synced")) as db:
+        code, report = sync_once(settings_for(sim, db))
+        yield sim, db, code, report
 
 
 # -- the first sync -----------------------------------------------------------------------
@@ -188,20 +161,29 @@ def test_first_sync_mirrors_every_customer_with_canonical_values(synced):
                                             f"{lowest['suburb']} {lowest['state']} {lowest['postcode']}")
 
 
-def test_first_sync_stores_values_as_sqlite_integers(synced):
-    """Ids, type, status and GST are stored with SQLite type integer, empty strings as NULL."""
+INTEGER_COLUMNS = ("pkcustomerid", "fkcustomertypeid", "fkcustomerstatusid", "customergstregistered")
+
+
+def test_first_sync_stores_values_as_integers(synced):
+    """Ids, type, status and GST are stored as integers (SQLite: each value's type integer; PostgreSQL: integer
+    columns), empty strings as NULL."""
     _sim, db, _code, _report = synced
-    types = query(db, "SELECT DISTINCT typeof(pkcustomerid) AS a, typeof(fkcustomertypeid) AS b, "
-                      "typeof(fkcustomerstatusid) AS c, typeof(customergstregistered) AS d FROM customers")
-    assert types == [{"a": "integer", "b": "integer", "c": "integer", "d": "integer"}]
-    assert scalar(db, "SELECT count(*) FROM customers WHERE customerphone2 = '' OR customercompanyname = ''") == 0
+    if db.kind == "sqlite":
+        types = db.query("SELECT DISTINCT " + ", ".join(f"typeof({c}) AS {c}" for c in INTEGER_COLUMNS)
+                         + " FROM customers")
+        assert types == [{c: "integer" for c in INTEGER_COLUMNS}]
+    else:
+        declared = db.column_types("customers")
+        assert {c: declared[c] for c in INTEGER_COLUMNS} == {c: "integer" for c in INTEGER_COLUMNS}
+    assert all(type(r[c]) is int for r in db.query("SELECT * FROM customers") for c in INTEGER_COLUMNS)
+    assert db.scalar("SELECT count(*) FROM customers WHERE customerphone2 = '' OR customercompanyname = ''") == 0
 
 
 def test_first_sync_fills_notes(synced):
     """Every note of every customer is in customer_notes with its datetime and text."""
     sim, db, _code, _report = synced
     expected = sorted((r["id"], n["datetime"], n["note"]) for r in sim.account.snapshot()["customers"] for n in r["notes"])
-    stored = sorted((r["pkcustomerid"], r["noted_at"], r["note"]) for r in query(db, "SELECT * FROM customer_notes"))
+    stored = sorted((r["pkcustomerid"], r["noted_at"], r["note"]) for r in db.query("SELECT * FROM customer_notes"))
     assert expected and stored == expected
 
 
@@ -209,12 +191,14 @@ def test_first_sync_fills_projects_with_float_sizes(synced):
     """Every project is in customer_projects, its address split, its system size a REAL number of kW."""
     sim, db, _code, _report = synced
     projects = {p["project_id"]: (r["id"], p) for r in sim.account.snapshot()["customers"] for p in r["projects"]}
-    rows = {r["project_id"]: r for r in query(db, "SELECT *, typeof(system_size_kw) AS size_type FROM customer_projects")}
+    stored_type = "typeof(system_size_kw)" if db.kind == "sqlite" else "pg_typeof(system_size_kw)::text"
+    rows = {r["project_id"]: r for r in db.query(f"SELECT *, {stored_type} AS size_type FROM customer_projects")}
     assert projects and set(rows) == set(projects)
     for project_id, (customer_id, project) in projects.items():
         row = rows[project_id]
         assert row["pkcustomerid"] == customer_id
-        assert row["size_type"] == "real"
+        assert row["size_type"] == ("real" if db.kind == "sqlite" else "double precision")
+        assert type(row["system_size_kw"]) is float
         assert row["system_size_kw"] == pytest.approx(float(project["system_size"].removesuffix("kW")))
         assert row["system_size_text"] == project["system_size"]
         assert row["suburb"] == project["site_address"]["suburb"]
@@ -228,7 +212,7 @@ def test_first_sync_fills_users_from_owners(synced):
     snapshot = sim.account.snapshot()
     owners = {r["owner"] for r in snapshot["customers"]}
     users = {u["user_id"]: u for u in snapshot["users"]}
-    rows = {r["user_id"]: r for r in query(db, "SELECT * FROM users")}
+    rows = {r["user_id"]: r for r in db.query("SELECT * FROM users")}
     assert {int(o) for o in owners} <= set(rows)
     for owner in owners:
         assert rows[int(owner)]["first_name"] == users[owner]["first_name"]
@@ -238,7 +222,7 @@ def test_first_sync_fills_users_from_owners(synced):
 def test_first_sync_records_an_ok_run(synced):
     """The run is one sync_runs row: result ok, no error, counts of pages and creates."""
     _sim, db, _code, report = synced
-    runs = query(db, "SELECT * FROM sync_runs")
+    runs = db.query("SELECT * FROM sync_runs")
     assert len(runs) == 1
     run = runs[0]
     assert run["run_id"] == report.run_id
@@ -250,7 +234,7 @@ def test_first_sync_records_an_ok_run(synced):
 def test_first_sync_writes_no_history(synced):
     """The initial import is one summary, not a '(created)' history row per customer."""
     _sim, db, _code, _report = synced
-    assert scalar(db, "SELECT count(*) FROM customer_changes") == 0
+    assert db.scalar("SELECT count(*) FROM customer_changes") == 0
 
 
 def test_without_enrichment_abn_and_contact_times_stay_null(synced):
@@ -258,9 +242,9 @@ def test_without_enrichment_abn_and_contact_times_stay_null(synced):
     sim, db, _code, _report = synced
     records = sim.account.snapshot()["customers"]
     assert any(r["abn"] for r in records) and any(r["contact_time"] for r in records)
-    assert scalar(db, "SELECT count(*) FROM customers WHERE customerabn IS NOT NULL OR best_contact_mornings "
+    assert db.scalar("SELECT count(*) FROM customers WHERE customerabn IS NOT NULL OR best_contact_mornings "
                       "IS NOT NULL OR best_contact_evenings IS NOT NULL") == 0
-    assert scalar(db, "SELECT count(*) FROM customer_raw WHERE project_customer_json IS NOT NULL") == 0
+    assert db.scalar("SELECT count(*) FROM customer_raw WHERE project_customer_json IS NOT NULL") == 0
     assert sim.account.call_counts().get("getcustomerofproject", 0) == 0
 
 
@@ -269,7 +253,7 @@ def test_labeled_view_gives_words_and_owner(synced):
     sim, db, _code, _report = synced
     snapshot = sim.account.snapshot()
     users = {u["user_id"]: u for u in snapshot["users"]}
-    rows = {r["pkcustomerid"]: r for r in query(db, "SELECT * FROM customers_labeled")}
+    rows = {r["pkcustomerid"]: r for r in db.query("SELECT * FROM customers_labeled")}
     assert len(rows) == CUSTOMERS
     for record in snapshot["customers"]:
         row = rows[record["id"]]
@@ -288,13 +272,13 @@ def test_unchanged_account_costs_zero_row_writes(server, db):
     """A second sync of an unchanged account writes no row to customers or customer_base."""
     settings = settings_for(server, db)
     assert sync_once(settings)[0] == EXIT_OK
-    count_writes(db, "customers", "customer_base", "customer_notes", "customer_projects")
+    db.count_writes("customers", "customer_base", "customer_notes", "customer_projects")
     code, report = sync_once(settings)
     assert code == EXIT_OK
     assert report.unchanged == CUSTOMERS and report.updated == report.created == 0
     for table in ("customers", "customer_base", "customer_notes", "customer_projects"):
-        assert writes(db, table) == 0, table
-    assert last_run(db)["result"] == "ok"
+        assert db.writes(table) == 0, table
+    assert db.last_run()["result"] == "ok"
 
 
 def test_remote_edit_updates_only_that_row_with_history(server, db):
@@ -302,21 +286,21 @@ def test_remote_edit_updates_only_that_row_with_history(server, db):
     settings = settings_for(server, db)
     sync_once(settings)
     target = server.account.ids()[42]
-    before = {r["pkcustomerid"]: r for r in query(db, "SELECT * FROM customers")}
+    before = {r["pkcustomerid"]: r for r in db.query("SELECT * FROM customers")}
     old = server.account.get(target)
-    count_writes(db, "customers")
+    db.count_writes("customers")
     server.account.edit_customer(target, phone1="0499 000 111", last_name="Quokkaworth")
     with captured_events() as events:
         code, report = sync_once(settings)
     assert code == EXIT_OK and report.updated == 1
-    assert writes(db, "customers") == 1
-    after = {r["pkcustomerid"]: r for r in query(db, "SELECT * FROM customers")}
+    assert db.writes("customers") == 1
+    after = {r["pkcustomerid"]: r for r in db.query("SELECT * FROM customers")}
     changed = {k for k in after if after[k] != before[k]}
     assert changed == {target}
     assert after[target]["customerphone1"] == "0499 000 111"
     assert after[target]["customersurname"] == "Quokkaworth"
     assert after[target]["sync_state"] == "synced"
-    history = query(db, "SELECT field, old_value, new_value, source, run_id FROM customer_changes "
+    history = db.query("SELECT field, old_value, new_value, source, run_id FROM customer_changes "
                         "WHERE pkcustomerid = ? ORDER BY field", (target,))
     assert history == [
         {"field": "customerphone1", "old_value": old["phone1"], "new_value": "0499 000 111", "source": "remote",
@@ -324,7 +308,7 @@ def test_remote_edit_updates_only_that_row_with_history(server, db):
         {"field": "customersurname", "old_value": old["last_name"], "new_value": "Quokkaworth", "source": "remote",
          "run_id": report.run_id},
     ]
-    assert scalar(db, "SELECT count(*) FROM customer_changes") == 2
+    assert db.scalar("SELECT count(*) FROM customer_changes") == 2
     updated = [e for e in events if e["event"] == "customer_updated"]
     assert len(updated) == 1 and updated[0]["remote_id"] == target
     assert updated[0]["fields"] == ["customerphone1", "customersurname"]
@@ -337,11 +321,11 @@ def test_remote_note_rewrites_notes_but_no_customer_row(server, db):
     settings = settings_for(server, db)
     sync_once(settings)
     target = server.account.ids()[7]
-    count_writes(db, "customers")
+    db.count_writes("customers")
     server.account.add_note(target, "Asked for a battery quote.", when="2030-01-02 03:04:05")
     assert sync_once(settings)[0] == EXIT_OK
-    assert writes(db, "customers") == 0
-    notes = query(db, "SELECT noted_at, note FROM customer_notes WHERE pkcustomerid = ?", (target,))
+    assert db.writes("customers") == 0
+    notes = db.query("SELECT noted_at, note FROM customer_notes WHERE pkcustomerid = ?", (target,))
     assert {"noted_at": "2030-01-02 03:04:05", "note": "Asked for a battery quote."} in notes
     assert len(notes) == len(server.account.get(target)["notes"])
 
@@ -359,7 +343,7 @@ def test_remote_create_adds_a_row_and_created_history(server, db):
     assert row["customerfirstname"] == "Wendy" and row["customersurname"] == "Wombat"
     assert row["customeremail"] == "wendy@example.com.au" and row["fkcustomertypeid"] == 2
     assert row["fkcustomerstatusid"] == 1 and row["sync_state"] == "synced"
-    history = query(db, "SELECT field, old_value, new_value, source FROM customer_changes WHERE pkcustomerid = ?",
+    history = db.query("SELECT field, old_value, new_value, source FROM customer_changes WHERE pkcustomerid = ?",
                     (new_id,))
     assert history == [{"field": "(created)", "old_value": None, "new_value": "wendy@example.com.au",
                         "source": "remote"}]
@@ -395,7 +379,7 @@ def test_remote_delete_is_a_candidate_first_and_removed_on_the_second_walk(serve
     code, report = sync_once(settings)
     assert code == EXIT_OK and report.delete_candidates == 1 and report.deleted == 0
     assert victim["id"] in mirror_ids(db)
-    assert scalar(db, "SELECT missing_since_run FROM customer_base WHERE pkcustomerid = ?", (victim["id"],)) \
+    assert db.scalar("SELECT missing_since_run FROM customer_base WHERE pkcustomerid = ?", (victim["id"],)) \
         == report.run_id
     assert deleted_ids(db) == set()
 
@@ -404,7 +388,7 @@ def test_remote_delete_is_a_candidate_first_and_removed_on_the_second_walk(serve
     assert code == EXIT_OK and report.deleted == 1 and report.deleted_ids == [victim["id"]]
     assert victim["id"] not in mirror_ids(db)
     assert len(mirror_ids(db)) == CUSTOMERS - 1
-    gone = query(db, "SELECT * FROM deleted_customers")
+    gone = db.query("SELECT * FROM deleted_customers")
     assert len(gone) == 1
     assert gone[0]["pkcustomerid"] == victim["id"] and gone[0]["customeremail"] == victim["email"]
     assert gone[0]["run_id"] == report.run_id
@@ -415,8 +399,8 @@ def test_remote_delete_is_a_candidate_first_and_removed_on_the_second_walk(serve
     assert json.loads(last["listing_json"])["customer_id"] == str(victim["id"])
     # The children went with it.
     for table in ("customer_base", "customer_notes", "customer_projects", "customer_raw"):
-        assert scalar(db, f"SELECT count(*) FROM {table} WHERE pkcustomerid = ?", (victim["id"],)) == 0, table
-    history = query(db, "SELECT field, old_value, new_value, source FROM customer_changes WHERE pkcustomerid = ?",
+        assert db.scalar(f"SELECT count(*) FROM {table} WHERE pkcustomerid = ?", (victim["id"],)) == 0, table
+    history = db.query("SELECT field, old_value, new_value, source FROM customer_changes WHERE pkcustomerid = ?",
                     (victim["id"],))
     assert history == [{"field": "(deleted)", "old_value": victim["email"], "new_value": None, "source": "remote"}]
     deleted_events = [e for e in events if e["event"] == "customer_deleted"]
@@ -443,7 +427,7 @@ def test_id_order_shift_mid_walk_causes_no_false_delete(server, db):
     assert deleted_ids(db) == victims and len(victims) == 10
     # Customers that were only missed are no longer candidates.
     live = ",".join(map(str, server.account.ids()))
-    assert scalar(db, f"SELECT count(*) FROM customer_base WHERE missing_since_run IS NOT NULL "
+    assert db.scalar(f"SELECT count(*) FROM customer_base WHERE missing_since_run IS NOT NULL "
                       f"AND pkcustomerid IN ({live})") == 0
 
 
@@ -460,7 +444,7 @@ def test_newest_order_shift_mid_walk_causes_no_false_delete(server, db):
     assert report.duplicates == 7
     assert existing <= mirror_ids(db)
     assert deleted_ids(db) == set()
-    assert scalar(db, "SELECT count(*) FROM customer_base WHERE missing_since_run IS NOT NULL") == 0
+    assert db.scalar("SELECT count(*) FROM customer_base WHERE missing_since_run IS NOT NULL") == 0
     code, report = sync_once(settings)
     assert code == EXIT_OK
     assert mirror_ids(db) == set(server.account.ids()) == existing | set(shift["created"])
@@ -494,7 +478,7 @@ def test_customer_missed_by_two_walks_is_kept_when_the_lookup_finds_it(server, d
     assert hidden in mirror_ids(db) and deleted_ids(db) == set()
     assert server.account.call_counts().get("getcustomer" if reads_by_id else "getcustomerByemail", 0) >= 1
     # Found again, so it is no longer a candidate either.
-    assert scalar(db, "SELECT missing_since_run FROM customer_base WHERE pkcustomerid = ?", (hidden,)) is None
+    assert db.scalar("SELECT missing_since_run FROM customer_base WHERE pkcustomerid = ?", (hidden,)) is None
 
 
 def test_mass_delete_is_refused_then_allowed(server, db):
@@ -514,7 +498,7 @@ def test_mass_delete_is_refused_then_allowed(server, db):
     code, report = sync_once(settings)
     assert code == EXIT_REFUSED and report.deleted == 0
     assert len(mirror_ids(db)) == CUSTOMERS and deleted_ids(db) == set()
-    run = last_run(db)
+    run = db.last_run()
     assert run["result"] == "refused" and run["deleted"] == 0
     assert "refusing to delete 60 of 200" in run["error"]
 
@@ -522,7 +506,7 @@ def test_mass_delete_is_refused_then_allowed(server, db):
     assert code == EXIT_OK and report.deleted == 60
     assert mirror_ids(db) == set(server.account.ids())
     assert deleted_ids(db) == set(victims)
-    assert last_run(db)["result"] == "ok"
+    assert db.last_run()["result"] == "ok"
 
 
 def _with_candidates(server, db, settings, count=2) -> list[int]:
@@ -547,7 +531,7 @@ def test_unavailable_listing_exits_75_and_applies_no_deletes(server, db):
     assert code == EXIT_UNAVAILABLE and not report.complete and report.deleted == 0
     assert clock.sleeps  # it did retry, on the fake clock
     assert set(victims) <= mirror_ids(db) and deleted_ids(db) == set()
-    run = last_run(db)
+    run = db.last_run()
     assert run["result"] == "incomplete" and run["deleted"] == 0 and "getallcustomers" in run["error"]
     server.faults.reset()
     with make_client(server, FakeClock()) as client:
@@ -567,19 +551,19 @@ def test_walk_failing_after_some_pages_applies_no_deletes(server, db):
     assert code == EXIT_UNAVAILABLE
     assert server.account.call_counts()["getallcustomers"] > 2 * 5  # two earlier walks, pages 1-2, retries of 3
     assert set(victims) <= mirror_ids(db) and deleted_ids(db) == set()
-    assert last_run(db)["result"] == "incomplete"
+    assert db.last_run()["result"] == "incomplete"
     assert len(mirror_ids(db)) == CUSTOMERS
 
 
 def test_wrong_api_key_exits_2(server, db):
     """A key the API refuses ends the sync with exit 2 and a failed run naming the key setting."""
     settings = load_settings(env={"SPMIRROR_API_URL": server.url, "SPMIRROR_API_KEY": "not-the-key",
-                                  "SPMIRROR_DB": str(db)})
+                                  "SPMIRROR_DB": db.url})
     code, report = sync_once(settings)
     assert code == EXIT_USAGE and not report.complete
-    run = last_run(db)
+    run = db.last_run()
     assert run["result"] == "failed" and "SPMIRROR_API_KEY" in run["error"]
-    assert scalar(db, "SELECT count(*) FROM customers") == 0
+    assert db.scalar("SELECT count(*) FROM customers") == 0
 
 
 # -- enrichment and quirks ----------------------------------------------------------------
@@ -595,7 +579,7 @@ def test_enrichment_fills_abn_site_address_and_contact_times(server, db):
     assert any(r["abn"] for r in with_projects) and any(r["contact_time"] for r in with_projects)
     for record in records:
         row = customer_row(db, record["id"])
-        raw = scalar(db, "SELECT project_customer_json FROM customer_raw WHERE pkcustomerid = ?", (record["id"],))
+        raw = db.scalar("SELECT project_customer_json FROM customer_raw WHERE pkcustomerid = ?", (record["id"],))
         if not record["projects"]:
             assert row["customerabn"] is None and row["customer_site_address"] is None and raw is None
             assert row["best_contact_mornings"] is None
@@ -640,13 +624,13 @@ def test_old_docs_wire_quirks_cause_no_row_writes(server, db, quirks):
     """Switching the listing to the old docs' shapes after a first sync is a refresh only: no customers row is written."""
     settings = settings_for(server, db)
     sync_once(settings)
-    count_writes(db, "customers")
+    db.count_writes("customers")
     server.quirks.update(**quirks)
     code, report = sync_once(settings)
     assert code == EXIT_OK and report.created == 0
-    assert writes(db, "customers") == 0
+    assert db.writes("customers") == 0
     assert report.updated == 0
-    assert scalar(db, "SELECT count(*) FROM customer_changes") == 0
+    assert db.scalar("SELECT count(*) FROM customer_changes") == 0
 
 
 # -- rejected records ---------------------------------------------------------------------
@@ -682,10 +666,10 @@ def test_rejected_record_is_kept_with_its_reason_and_the_rest_mirrored(db):
     """A listed element without a usable customer_id goes to rejected_records; the valid one is mirrored."""
     bad = '{"customer_id": "x"}'
     body = f"[{bad}, {json.dumps(VALID_RECORD)}]"
-    with Store.open(db) as store:
+    with Store.open(db.url) as store:
         report = run_pull(store, TinySource(body), PullOptions(), run_id="run-1", now=lambda: "2024-01-01T00:00:00Z")
     assert report.rejected == 1 and report.created == 1
-    rejected = query(db, "SELECT * FROM rejected_records")
+    rejected = db.query("SELECT * FROM rejected_records")
     assert len(rejected) == 1
     assert rejected[0]["payload"] == bad
     assert "customer_id" in rejected[0]["reason"]
@@ -698,45 +682,49 @@ def test_rejected_record_is_kept_with_its_reason_and_the_rest_mirrored(db):
 # -- SQL surface --------------------------------------------------------------------------
 
 
-def fts_ids(db: Path, term: str) -> set[int]:
-    return {r["pkcustomerid"] for r in query(
-        db, "SELECT pkcustomerid FROM customers WHERE id IN "
-            "(SELECT rowid FROM customers_fts WHERE customers_fts MATCH ?)", (term,))}
+def fts_ids(db: MirrorDatabase, words: str, column: str | None = None) -> set[int]:
+    """pkcustomerid of the customers the search index finds (a row with none added locally is None)."""
+    ids = db.search(words, column)
+    if not ids:
+        return set()
+    return {r["pkcustomerid"] for r in db.query(f"SELECT pkcustomerid FROM customers WHERE id IN "
+                                                f"({', '.join(map(str, ids))})")}
 
 
 def test_full_text_search_finds_by_surname_and_follows_remote_edits(server, db):
-    """customers_fts finds a customer by surname, after a remote rename by the new name only, and not once deleted."""
+    """The search index finds a customer by surname, after a remote rename by the new name only, and not once
+    deleted."""
     settings = settings_for(server, db)
     sync_once(settings)
     target = server.account.ids()[12]
     old_surname = server.account.get(target)["last_name"]
-    assert target in fts_ids(db, f'customersurname:"{old_surname}"')
+    assert target in fts_ids(db, old_surname, "customersurname")
     server.account.edit_customer(target, last_name="Quokkaworth")
     sync_once(settings)
     assert fts_ids(db, "Quokkaworth") == {target}
-    assert target not in fts_ids(db, f'customersurname:"{old_surname}"')
+    assert target not in fts_ids(db, old_surname, "customersurname")
     # A remote delete takes the customer out of the index too; the index matches its content table.
     server.account.delete_customer(target)
     sync_once(settings)
     sync_once(settings)
     assert target in deleted_ids(db)
     assert fts_ids(db, "Quokkaworth") == set()
-    execute(db, "INSERT INTO customers_fts(customers_fts) VALUES ('integrity-check');")
+    assert db.search_index_matches_customers()
 
 
-def test_plain_insert_from_sqlite_gets_pending_and_survives_a_sync(server, db):
+def test_plain_insert_from_another_client_gets_pending_and_survives_a_sync(server, db):
     """A bare INSERT naming two customer columns succeeds as 'pending'; a sync keeps it, flagged for what it lacks."""
     settings = settings_for(server, db)
     sync_once(settings)
-    execute(db, "INSERT INTO customers (customerfirstname, customersurname) VALUES ('Ada', 'Lovelace');")
-    rows = query(db, "SELECT * FROM customers WHERE customersurname = 'Lovelace'")
+    db.edit("INSERT INTO customers (customerfirstname, customersurname) VALUES ('Ada', 'Lovelace')")
+    rows = db.query("SELECT * FROM customers WHERE customersurname = 'Lovelace'")
     assert len(rows) == 1
     assert rows[0]["pkcustomerid"] is None
     assert rows[0]["sync_state"] == "pending" and rows[0]["sync_error"] is None
     assert fts_ids(db, "Lovelace") == {None}
     code, _report = sync_once(settings)
     assert code == EXIT_OK
-    (row,) = query(db, "SELECT customerfirstname, sync_state, sync_error FROM customers "
+    (row,) = db.query("SELECT customerfirstname, sync_state, sync_error FROM customers "
                        "WHERE customersurname = 'Lovelace'")
     assert row["customerfirstname"] == "Ada" and row["sync_state"] == "error"
     for missing in ("customeremail", "customerphone1", "fkcustomertypeid"):

@@ -2,7 +2,8 @@
 
 A simulator is served from the test process; `python -m mirror run` runs against it with the
 receiver on a free 127.0.0.1 port (`[webhooks] token`/`listen` from the environment, a sync
-interval of 10 minutes so no pull runs after the first), subscribed through the real
+interval of 10 minutes so no pull runs after the first) into a mirror database of each backend,
+subscribed through the real
 `spmirror webhooks subscribe` CLI, and the simulator delivers its events over HTTP. Tests that
 leave the mirror equal to Solar Proof share one daemon (starting one costs seconds); tests that
 subscribe, unsubscribe or leave the two differing (the known bugs) get their own. Bursts are sent
@@ -19,27 +20,26 @@ import os
 import random
 import secrets
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
+from backends import MirrorDatabase, open_mirror_database
 from conftest import API_KEY
 from polling import free_port, wait_until
-from sqlite_edit import edit, query
 from mirror.config import load_settings
 from mirror.commands.sync import sync_once
 from mirror.customer import Customer
-from mirror.lock import sync_lock
 from mirror.simulator.render import STATUS_WORDS
 from mirror.simulator.server import SimulatorServer
-from mirror.store import Store
+from mirror.store import Store, backend_for
 from mirror.webhook_queue import HintQueue, merge_hints
 from mirror.webhook_receiver import ReceiverServer, WebhookApp
 from mirror.wire import parse_customer
@@ -104,10 +104,10 @@ def status_event(account, remote_id: int, version: str) -> bytes:
 class Mirror:
     """A simulator, a daemon subprocess with the receiver on, and the CLI, sharing one environment."""
 
-    def __init__(self, tmp: Path, sim: SimulatorServer):
+    def __init__(self, tmp: Path, sim: SimulatorServer, db: MirrorDatabase):
         self.tmp = tmp
         self.sim = sim
-        self.db = tmp / "state" / "mirror.db"
+        self.db = db
         self.token = "wh" + secrets.token_hex(16)
         self.port = free_port()
         self.hook_base = f"http://127.0.0.1:{self.port}/webhooks/{self.token}"
@@ -117,7 +117,7 @@ class Mirror:
             PYTHONUNBUFFERED="1",
             SPMIRROR_API_URL=sim.url,
             SPMIRROR_API_KEY=sim.api_key,
-            SPMIRROR_DB=str(self.db),
+            SPMIRROR_DB=self.db.url,
             SPMIRROR_SYNC_INTERVAL="10m",  # the first sync only
             SPMIRROR_LOGGING_FORMAT="json",
             SPMIRROR_WEBHOOKS_TOKEN=self.token,
@@ -134,7 +134,7 @@ class Mirror:
         listens, the first sync is done and the subscription is made."""
         # An empty mirror made here, so that the daemon and the CLI (started together, to save
         # their start-up time) never both create the schema.
-        with Store.open(self.db):
+        with Store.open(self.db.url):
             pass
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "mirror", "run"], env=self.env, cwd=self.tmp,
@@ -213,25 +213,24 @@ class Mirror:
     # the mirror
 
     def row(self, remote_id: int) -> dict | None:
-        rows = query(self.db, "SELECT * FROM customers WHERE pkcustomerid = ?", (remote_id,))
-        return rows[0] if rows else None
+        return self.db.row_of(remote_id)
 
     def status(self, remote_id: int) -> int | None:
         row = self.row(remote_id)
         return None if row is None else row["fkcustomerstatusid"]
 
     def history(self, remote_id: int) -> list[dict]:
-        return query(self.db, "SELECT field, old_value, new_value, source, run_id FROM customer_changes "
-                              "WHERE pkcustomerid = ? ORDER BY id", (remote_id,))
+        return self.db.query("SELECT field, old_value, new_value, source, run_id FROM customer_changes "
+                             "WHERE pkcustomerid = ? ORDER BY id", (remote_id,))
 
     def runs(self) -> list[dict]:
         try:
-            return query(self.db, "SELECT run_id, result FROM sync_runs ORDER BY started_at, rowid")
-        except sqlite3.OperationalError:  # the schema is still being created
+            return self.db.query(f"SELECT run_id, result FROM sync_runs ORDER BY {self.db.oldest_run_first}")
+        except self.db.Error:  # the schema is still being created
             return []
 
     def ids(self) -> list[int]:
-        return [r["pkcustomerid"] for r in query(self.db, "SELECT pkcustomerid FROM customers ORDER BY pkcustomerid")]
+        return [r["pkcustomerid"] for r in self.db.query("SELECT pkcustomerid FROM customers ORDER BY pkcustomerid")]
 
     def assert_equals_simulator(self) -> None:
         """Every customer of the simulator is in the mirror with each field the API sends as the API sends it."""
@@ -248,11 +247,11 @@ class Mirror:
         return httpx.post(f"{self.hook_base}{path}", json=payload, timeout=5).status_code
 
 
-def open_mirror(home: Path, subscribe: bool = True, webhook_version: str = "B", seed: int = 5,
+def open_mirror(home: Path, db: MirrorDatabase, subscribe: bool = True, webhook_version: str = "B", seed: int = 5,
                 reads_by_id: bool = True) -> Mirror:
     sim = SimulatorServer(customers=CUSTOMERS, seed=seed, api_key=API_KEY, webhook_version=webhook_version).start()
     sim.quirks.update(getcustomer=reads_by_id)
-    mirror = Mirror(home, sim)
+    mirror = Mirror(home, sim, db)
     try:
         mirror.start(subscribe)
     except BaseException:
@@ -275,11 +274,13 @@ def reads_by_id(request) -> bool:
 
 
 @pytest.fixture(scope="module")
-def shared_mirror(tmp_path_factory, reads_by_id):
+def shared_mirror(tmp_path_factory, reads_by_id, backend):
     """One subscribed daemon and simulator for the tests that leave the mirror equal to Solar Proof."""
-    mirror = open_mirror(tmp_path_factory.mktemp("shared"), reads_by_id=reads_by_id)
-    yield mirror
-    close_mirror(mirror)
+    home = tmp_path_factory.mktemp("shared")
+    with open_mirror_database(backend, home / "state") as db:
+        mirror = open_mirror(home, db, reads_by_id=reads_by_id)
+        yield mirror
+        close_mirror(mirror)
 
 
 @pytest.fixture
@@ -297,19 +298,20 @@ def mirror(shared_mirror) -> Mirror:
 
 
 @pytest.fixture
-def make_mirror(tmp_path, reads_by_id):
+def make_mirror(tmp_path, reads_by_id, backend):
     """Builds a daemon and simulator of a test's own (for tests that leave them differing); stops both after."""
     opened: list[Mirror] = []
+    with ExitStack() as databases:
+        def make(subscribe: bool = True) -> Mirror:
+            home = tmp_path / f"m{len(opened)}"
+            home.mkdir()
+            db = databases.enter_context(open_mirror_database(backend, home / "state"))
+            opened.append(open_mirror(home, db, subscribe, reads_by_id=reads_by_id))
+            return opened[-1]
 
-    def make(subscribe: bool = True) -> Mirror:
-        home = tmp_path / f"m{len(opened)}"
-        home.mkdir()
-        opened.append(open_mirror(home, subscribe, reads_by_id=reads_by_id))
-        return opened[-1]
-
-    yield make
-    for mirror in opened:
-        close_mirror(mirror)
+        yield make
+        for mirror in opened:
+            close_mirror(mirror)
 
 
 @pytest.fixture
@@ -372,8 +374,8 @@ def test_created_customer_arrives_with_its_payload_abn_and_site_address(mirror):
         "Ada", "Webhook", "ada.webhook@example.com")
     assert row["customerabn"] == ABN
     assert row["customer_site_address"] == "12 Example Street, Brisbane QLD 4000"  # the API's, from the fetch
-    assert [p["site_address"] for p in query(mirror.db, "SELECT site_address FROM customer_projects "
-                                                        "WHERE pkcustomerid = ?", (created,))] == [
+    assert [p["site_address"] for p in mirror.db.query("SELECT site_address FROM customer_projects "
+                                                       "WHERE pkcustomerid = ?", (created,))] == [
         "12 Example Street, Brisbane QLD 4000"]
     assert [(h["field"], h["new_value"], h["source"]) for h in mirror.history(created)] == [
         ("(created)", "ada.webhook@example.com", "remote"), ("customerabn", ABN, "webhook payload")]
@@ -430,7 +432,7 @@ def test_duplicate_and_reordered_events_leave_the_mirror_equal_to_the_simulator(
                timeout=3, message="the creates and the status")
     # Everything applied; now every payload again, newest first, long after the fact.
     seen = {i: len(mirror.applied(i)) for i in (first, second, third, target)}
-    history_before = query(mirror.db, "SELECT * FROM customer_changes ORDER BY id")
+    history_before = mirror.db.query("SELECT * FROM customer_changes ORDER BY id")
     for d in reversed(delivered):
         assert mirror.post(d["payload"], "/" + d["event"]) == 200
     wait_until(lambda: all(len(mirror.applied(i)) > n for i, n in seen.items()), timeout=3,
@@ -443,7 +445,7 @@ def test_duplicate_and_reordered_events_leave_the_mirror_equal_to_the_simulator(
         created_rows = [h for h in mirror.history(remote_id) if h["field"] == "(created)"]
         assert len(created_rows) == 1, mirror.history(remote_id)
     # The replay wrote no history.
-    assert query(mirror.db, "SELECT * FROM customer_changes ORDER BY id") == history_before
+    assert mirror.db.query("SELECT * FROM customer_changes ORDER BY id") == history_before
     status_rows = [h for h in mirror.history(target) if h["field"] == "fkcustomerstatusid"]
     assert status_rows and status_rows[-1]["new_value"] == newer
 
@@ -455,7 +457,7 @@ def test_a_fetch_made_before_a_pull_does_not_overwrite_what_the_pull_wrote(own_m
     target = mirror.sim.account.ids()[6]
     first, last = [s for s in (1, 2, 3) if s != mirror.sim.account.get(target)["status"]][:2]
     reads_before = mirror.reads()
-    lock = sync_lock(mirror.db, "test")
+    lock = backend_for(mirror.db.url).sync_lock("test")
     lock.acquire(wait_seconds=10)  # as a long sync would (once a push of the daemon's own, if one runs, is done)
     try:
         fetched = len(mirror.events("webhook_fetched"))
@@ -506,7 +508,7 @@ def test_a_late_customer_created_does_not_roll_back_a_newer_abn(own_mirror):
 def test_forged_event_for_an_unknown_customer_writes_nothing(mirror):
     """A customer_created POSTed for an id Solar Proof does not have adds no row and no history."""
     ghost = 99_000_001
-    before = query(mirror.db, "SELECT count(*) AS n FROM customer_changes")[0]["n"]
+    before = mirror.db.query("SELECT count(*) AS n FROM customer_changes")[0]["n"]
     customers = len(mirror.ids())
     forged = {"customer_id": ghost, "customer_uid": None, "first_name": "Eve", "surname": "Forger",
               "customer_name": "Eve Forger", "phone_primary": "0400 666 666", "customer_email": "eve@example.com",
@@ -518,8 +520,8 @@ def test_forged_event_for_an_unknown_customer_writes_nothing(mirror):
                timeout=3, message="webhook_unconfirmed for both")
     for remote_id in (ghost, ghost + 1):  # ...and nothing is written
         assert mirror.row(remote_id) is None and mirror.history(remote_id) == []
-        assert query(mirror.db, "SELECT * FROM customer_base WHERE pkcustomerid = ?", (remote_id,)) == []
-    assert query(mirror.db, "SELECT count(*) AS n FROM customer_changes")[0]["n"] == before
+        assert mirror.db.query("SELECT * FROM customer_base WHERE pkcustomerid = ?", (remote_id,)) == []
+    assert mirror.db.query("SELECT count(*) AS n FROM customer_changes")[0]["n"] == before
     assert len(mirror.ids()) == customers
     mirror.assert_equals_simulator()
 
@@ -636,7 +638,7 @@ def test_list_masks_the_token_and_unsubscribe_stops_deliveries(make_mirror):
         assert line.split()[0] == event
         assert f"http://127.0.0.1:{mirror.port}/webhooks/***/{event}" in line
     assert mirror.token not in listed.stdout + listed.stderr
-    rows = query(mirror.db, "SELECT event, hook_url, base_url FROM webhook_subscriptions ORDER BY event")
+    rows = mirror.db.query("SELECT event, hook_url, base_url FROM webhook_subscriptions ORDER BY event")
     assert [(r["event"], r["hook_url"], r["base_url"]) for r in rows] == [
         (event, f"{mirror.hook_base}/{event}", mirror.hook_base) for event in EVENTS]
 
@@ -649,7 +651,7 @@ def test_list_masks_the_token_and_unsubscribe_stops_deliveries(make_mirror):
     assert gone.returncode == 0, gone.stderr
     assert mirror.token not in gone.stdout + gone.stderr
     assert mirror.sim.account.webhooks() == []
-    assert query(mirror.db, "SELECT * FROM webhook_subscriptions") == []
+    assert mirror.db.query("SELECT * FROM webhook_subscriptions") == []
     after = mirror.spmirror("webhooks", "list")
     assert after.returncode == 0 and "no webhooks subscribed" in after.stdout
 
@@ -660,7 +662,7 @@ def test_list_masks_the_token_and_unsubscribe_stops_deliveries(make_mirror):
     assert len(mirror.sim.flush_webhooks()) == deliveries  # nothing sent
     assert mirror.status(target) == previous
     assert "nohook@example.com" not in {r["customeremail"]
-                                        for r in query(mirror.db, "SELECT customeremail FROM customers")}
+                                        for r in mirror.db.query("SELECT customeremail FROM customers")}
 
 
 # -- 8. bursts -----------------------------------------------------------------------------------
@@ -747,7 +749,7 @@ def test_a_local_edit_is_pushed_while_a_large_batch_is_being_fetched(make_mirror
 
     target, phone = ids[-1], "0400 777 123"
     edited = time.monotonic()
-    edit(mirror.db, f"UPDATE customers SET customerphone2 = '{phone}' WHERE pkcustomerid = {target}")
+    mirror.db.edit(f"UPDATE customers SET customerphone2 = '{phone}' WHERE pkcustomerid = {target}")
     wait_until(lambda: account.get(target)["phone2"] == phone, timeout=stall - 4,
                message="the local edit in Solar Proof while the batch is still being fetched")
     delay = time.monotonic() - edited
