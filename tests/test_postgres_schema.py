@@ -67,8 +67,8 @@ def test_the_version_table_drives_an_upgrade_once(pg, monkeypatch):
     Store.open(pg.url).close()
     pg.edit("INSERT INTO customers (customerfirstname, sync_state) VALUES ('Kept', 'synced')")
     monkeypatch.setattr(postgres_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setattr(postgres_schema, "MIGRATIONS",
-                        (*postgres_schema.MIGRATIONS, ("ALTER TABLE customers ADD COLUMN test_extra TEXT",)))
+    monkeypatch.setattr(postgres_schema, "STEPS",
+                        {SCHEMA_VERSION: ("ALTER TABLE customers ADD COLUMN test_extra TEXT",)})
     for _ in range(2):
         Store.open(pg.url).close()
     assert pg.query("SELECT version FROM spmirror_schema")[0]["version"] == SCHEMA_VERSION + 1

@@ -280,7 +280,7 @@ def pending_migrations(monkeypatch, kind: str, *steps: tuple[str, ...]) -> int:
         import mirror.store.postgres.schema as postgres_schema
 
         monkeypatch.setattr(postgres_schema, "SCHEMA_VERSION", newer)
-        monkeypatch.setattr(postgres_schema, "MIGRATIONS", (*postgres_schema.MIGRATIONS, *steps))
+        monkeypatch.setattr(postgres_schema, "STEPS", {SCHEMA_VERSION + i: step for i, step in enumerate(steps)})
     return newer
 
 

@@ -3,9 +3,9 @@ view and lookup rows, and `spmirror_schema`, the record of the version.
 
 A new schema is made whole in one transaction at SCHEMA_VERSION (DDL is transactional here: a
 first run killed half-way leaves nothing behind). An older one climbs MIGRATIONS one step at a
-time, each step and its version stamp in one transaction, as on SQLite. PostgreSQL mirrors begin
-at version 4, so steps 1 -> 4 (SQLite's file history) have no PostgreSQL counterpart; a later
-version appends one step to each backend's list, sharing the statements both accept
+time (STEPS), each step and its version stamp in one transaction, as on SQLite. PostgreSQL
+mirrors begin at version 4, so SQLite's steps 1 -> 4 (its files' history) have no counterpart
+here; a later version adds one step to each backend, sharing the statements both accept
 (mirror/store/portable_schema.py) and keeping the rest in each dialect's own words.
 
 Two processes opening a new database at once (a daemon and its standby) are serialised by a
@@ -46,8 +46,10 @@ EXTRAS: tuple[str, ...] = (
     *LOOKUP_ROWS,
 )
 
-# MIGRATIONS[n] takes a version-(n+1) schema to n+2; entries below FIRST_VERSION never run.
-MIGRATIONS: tuple[tuple[str, ...], ...] = ((), (), ())
+# STEPS[n] takes a version-n schema to n + 1. None yet: version 4 is where PostgreSQL began. The
+# next version adds its step here and to SQLite's MIGRATIONS, both naming the statements they
+# share from mirror/store/portable_schema.py.
+STEPS: dict[int, tuple[str, ...]] = {}
 
 # Serialises schema creation between sessions, per database and schema.
 _SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_database() || '.' || current_schema() || '.schema'))"
@@ -87,6 +89,6 @@ def prepare(store) -> None:
             tx.execute(_SCHEMA_LOCK)
             if db.schema_version() != step:
                 continue  # another session took this step while we waited
-            for statement in MIGRATIONS[step - 1]:
+            for statement in STEPS[step]:
                 tx.execute(statement)
             tx.execute("UPDATE spmirror_schema SET version = ?, upgraded_at = now() WHERE id = 1", (step + 1,))
