@@ -1,6 +1,7 @@
 """Measure how long a local edit takes to reach the API under `spmirror run`; prints JSON.
 
     .venv/bin/python bench/edit_latency.py [--edits 50] [--watch-interval SECONDS] [--samples 3]
+                                           [--db postgresql://user@host:5432/database]
 
 Starts a simulator and the daemon as separate processes, waits for the first sync, then makes
 --edits single-row UPDATEs from this process, each after a random pause (seeded) so edits land
@@ -12,6 +13,12 @@ file. `latency_s` summarises every edit of every run (bench/stats.py: median, mi
 p75, iqr, the values in order) and `p95_s` is its 95th percentile, interpolated between the
 nearest ranks (over 50 edits, between the 47th and 48th fastest); `runs` gives each run's median
 and p95, and `run_medians` how much the runs differ from each other.
+
+--db postgresql://...: the mirror is a PostgreSQL schema instead, a new one per run in that
+database (reached by `?options=-csearch_path%3D...` in SPMIRROR_DB, dropped after). Each edit is
+then an UPDATE from a new psycopg session of this process, in autocommit, timed from the moment
+the server acknowledged its COMMIT; the daemon is woken by the capture trigger's NOTIFY rather
+than by its watch (whose interval is still reported: it is the listener's longest wait).
 """
 
 from __future__ import annotations
@@ -28,10 +35,13 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import postgres_schema  # noqa: E402
 from simulator_process import running_simulator  # noqa: E402
 from stats import percentile, sample_count, summary  # noqa: E402
 
@@ -57,12 +67,68 @@ def default_watch_interval() -> float:
     return load_settings(env={})[("daemon", "watch_interval")]
 
 
-def edit_run(url: str, key: str, edits: int, watch_interval: float | None, run_number: int) -> list[float]:
-    """One sample run: a new mirror file and daemon, `edits` timed edits; returns their latencies.
-    `watch_interval` None leaves the daemon at its default."""
-    with tempfile.TemporaryDirectory() as tmp:
-        db = str(Path(tmp) / "mirror.db")
-        env = dict(os.environ, SPMIRROR_API_URL=url, SPMIRROR_API_KEY=key, SPMIRROR_DB=db,
+class SqliteMirror:
+    """A mirror file in a temporary directory; edits and reads by sqlite3, as a person's client."""
+
+    Error = sqlite3.Error
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.address = str(path)  # SPMIRROR_DB
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        connection = sqlite3.connect(self.path)
+        try:
+            return connection.execute(sql, params).fetchall()
+        finally:
+            connection.close()
+
+    def edit(self, sql: str, params: tuple) -> None:
+        """Run one UPDATE in its own session and transaction; return once it is committed."""
+        connection = sqlite3.connect(self.path)
+        try:
+            connection.execute(sql, params)
+            connection.commit()
+        finally:
+            connection.close()
+
+
+class PostgresMirror:
+    """A mirror in a schema of its own; edits and reads by psycopg, as a person's client."""
+
+    def __init__(self, url: str):
+        import psycopg
+
+        self.Error = psycopg.Error
+        self.address = url  # SPMIRROR_DB
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with postgres_schema.connect(self.address) as connection:
+            return connection.execute(sql.replace("?", "%s"), params).fetchall()
+
+    def edit(self, sql: str, params: tuple) -> None:
+        """Run one UPDATE in its own session, autocommit: it returns once the COMMIT is acknowledged."""
+        with postgres_schema.connect(self.address) as connection:
+            connection.execute(sql.replace("?", "%s"), params)
+
+
+@contextmanager
+def new_mirror(postgres_url: str | None) -> Iterator[SqliteMirror | PostgresMirror]:
+    """An empty place for one run's mirror, removed after."""
+    if postgres_url:
+        with postgres_schema.fresh_schema(postgres_url, prefix="spbench_edit") as url:
+            yield PostgresMirror(url)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield SqliteMirror(Path(tmp) / "mirror.db")
+
+
+def edit_run(url: str, key: str, edits: int, watch_interval: float | None, run_number: int,
+             postgres_url: str | None = None) -> list[float]:
+    """One sample run: a new mirror and daemon, `edits` timed edits; returns their latencies.
+    `watch_interval` None leaves the daemon at its default; `postgres_url` None keeps SQLite."""
+    with new_mirror(postgres_url) as mirror:
+        env = dict(os.environ, SPMIRROR_API_URL=url, SPMIRROR_API_KEY=key, SPMIRROR_DB=mirror.address,
                    SPMIRROR_LOGGING_LEVEL="warning")
         if watch_interval is not None:
             env["SPMIRROR_DAEMON_WATCH_INTERVAL"] = f"{watch_interval}s"
@@ -70,33 +136,38 @@ def edit_run(url: str, key: str, edits: int, watch_interval: float | None, run_n
         daemon = subprocess.Popen([sys.executable, "-m", "mirror", "run"], env=env, stdout=subprocess.DEVNULL)
         try:
             def synced() -> bool:
+                if daemon.poll() is not None:
+                    raise SystemExit(f"spmirror run exited {daemon.returncode} before its first sync finished")
                 try:
-                    with sqlite3.connect(db) as c:
-                        return c.execute("SELECT count(*) FROM sync_runs WHERE result='ok'").fetchone()[0] > 0
-                except sqlite3.Error:
+                    return mirror.query("SELECT count(*) FROM sync_runs WHERE result='ok'")[0][0] > 0
+                except mirror.Error:
                     return False
 
             assert wait_until(synced, 120), "the first sync did not finish"
-            with sqlite3.connect(db) as c:
-                ids = [r[0] for r in c.execute("SELECT pkcustomerid FROM customers ORDER BY pkcustomerid LIMIT ?",
-                                               (edits,))]
+            ids = [r[0] for r in mirror.query("SELECT pkcustomerid FROM customers ORDER BY pkcustomerid LIMIT ?",
+                                              (edits,))]
             latencies = []
             pauses = random.Random(7 + run_number)
             for n, remote_id in enumerate(ids):
                 time.sleep(pauses.uniform(0, cycle))
                 # The run number in the value: every run changes the customer from what the last one left.
                 value = f"04{run_number % 100:02d} {n % 1000:03d} {int(time.time() * 1000) % 1000:03d}"
-                connection = sqlite3.connect(db)
-                connection.execute("UPDATE customers SET customerphone2=? WHERE pkcustomerid=?", (value, remote_id))
-                connection.commit()
+                mirror.edit("UPDATE customers SET customerphone2=? WHERE pkcustomerid=?", (value, remote_id))
                 committed = time.monotonic()
-                connection.close()
                 assert wait_until(lambda: customer(url, key, remote_id).get("phone2") == value, 30), remote_id
                 latencies.append(time.monotonic() - committed)
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=60)
     return latencies
+
+
+def postgres_url(text: str) -> str:
+    """argparse type of --db: a PostgreSQL URL (without it the mirror is a SQLite file)."""
+    if not postgres_schema.is_postgres_url(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a postgresql:// URL (without --db the mirror is SQLite); got {text!r}")
+    return text
 
 
 def main() -> None:
@@ -106,12 +177,22 @@ def main() -> None:
     parser.add_argument("--watch-interval", type=float, default=None,
                         help="[daemon] watch_interval in seconds (default: the daemon's own default)")
     parser.add_argument("--samples", type=sample_count, default=3, help="runs, each a new daemon (at least 3)")
+    parser.add_argument("--db", type=postgres_url, metavar="postgresql://...",
+                        help="the mirror in this PostgreSQL database (a new schema each run) instead of SQLite")
     args = parser.parse_args()
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+               "load_average_at_start": [round(load, 2) for load in os.getloadavg()]}
     with running_simulator(args.customers) as (url, key):
-        runs = [edit_run(url, key, args.edits, args.watch_interval, n) for n in range(args.samples)]
+        runs = [edit_run(url, key, args.edits, args.watch_interval, n, args.db) for n in range(args.samples)]
     every = [latency for run in runs for latency in run]
+    backend: dict = {"backend": "sqlite"}
+    if args.db:
+        from mirror.store.location import redact_url
+
+        backend = {"backend": "postgres", "postgres": {"url": redact_url(args.db), **postgres_schema.server(args.db)}}
     print(json.dumps({
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine,
+        **backend,
         "edits": len(every), "samples": args.samples, "watch_interval_s": args.watch_interval if args.watch_interval is not None else default_watch_interval(),
         "median_s": round(percentile(every, 50), 3),
         "p95_s": round(percentile(every, 95), 3),
