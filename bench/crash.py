@@ -4,12 +4,15 @@ delivered or is kept, nothing was created twice and no row was tied to somebody 
 prints JSON and exits 1 on any violation.
 
     .venv/bin/python bench/crash.py [--rounds 200] [--seed 1] [--customers 300] [--strata a,b,...]
+                                    [--db postgresql://user@host:5432/database]
 
 One simulator subprocess serves the whole run (15 ms per API request, so a sync lasts long
-enough to be killed in the middle of it) and one mirror file is synced once at the start.
-Each round:
+enough to be killed in the middle of it) and one mirror is synced once at the start: a SQLite
+file in a temporary directory, or, with `--db postgresql://...`, a fresh schema in that database
+(dropped after the run). Each round:
 
-  1. local edits from a separate process with Python's sqlite3 (UPDATEs of writable text
+  1. local edits from a separate process with Python's sqlite3, or psycopg on PostgreSQL
+     (UPDATEs of writable text
      columns with round-unique values, INSERTs of new customers with round-unique emails and
      surnames, the surname being the person's token) and remote edits through the simulator's
      /_admin/ routes (a field of a few customers, a status, one new customer); now and then a
@@ -41,9 +44,10 @@ Each round:
 
 Kill delays fall in five strata. Three are timed (12% / 60% / 12%): "before" is 0 s up to the
 sync's usual start after launch; "window" is 0 s up to the sync's usual length, counted from the
-moment the process takes the mirror's sync lock (seen by polling `<db>.sync.lock` for its pid),
-so it lands in the push or the walk; "after" is from the sync's usual end to about 1.5 s after
-launch. The usual start and length are medians of recent measurements. Two are held (8% each):
+moment the process takes the mirror's sync lock (seen by polling `<db>.sync.lock` for its pid on
+SQLite, pg_locks for the sync's advisory lock held by a session of that pid on PostgreSQL: see
+SyncLockWatch), so it lands in the push or the walk; "after" is from the sync's usual end to
+about 1.5 s after launch. The usual start and length are medians of recent measurements. Two are held (8% each):
 the fault script gives one request a `stall` (the simulator applies it, then holds the answer
 back for 15 s) and the process is killed 40-100 ms after the simulator took that request:
 "stall_push" stalls the round's first createcustomer or an updatecustomer (a kill in the push
@@ -51,7 +55,7 @@ with a write applied and unanswered), "stall_walk" stalls the walk's first getal
 after a `lost_create` (a kill in the pull that was to adopt it).
 
 The phase a kill actually hit is classified afterwards from what the simulator received and
-what the mirror file holds (see `classify`); "adoption" means the killed process had begun its
+what the mirror holds (see `classify`); "adoption" means the killed process had begun its
 walk while the mirror held an intent for a create Solar Proof had applied (or the walk had
 adopted it and the run had not finished); "push_after_walk" means an update that waited for the
 walk (no `getcustomer`) had been applied.
@@ -81,6 +85,7 @@ from typing import Any, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import postgres_schema  # noqa: E402
 from simulator_process import admin, running_simulator  # noqa: E402
 
 API_KEY = "crash-key"
@@ -125,6 +130,12 @@ try:
 finally:
     con.close()
 """
+_POSTGRES_EDIT_SCRIPT = r"""
+import psycopg, sys
+with psycopg.connect(sys.argv[1], autocommit=True, connect_timeout=10, application_name="spmirror-crash-edit") as con:
+    for statement in sys.argv[2:]:
+        con.execute(statement)
+"""
 
 
 # -- small helpers ------------------------------------------------------------------------
@@ -139,20 +150,120 @@ def sql_text(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def edit(db: Path, *statements: str) -> None:
+# -- the mirror database: a SQLite file (its path) or a PostgreSQL schema (its URL) ----------
+# Read and edited as a person's client does (sqlite3 or psycopg), never through the product's Store.
+
+
+def is_postgres(db: str | Path) -> bool:
+    return postgres_schema.is_postgres_url(str(db))
+
+
+def edit(db: str | Path, *statements: str) -> None:
     """Run SQL statements against the mirror from a separate Python process (a person's edit)."""
-    subprocess.run([sys.executable, "-c", _EDIT_SCRIPT, str(db), *statements], check=True,
+    script = _POSTGRES_EDIT_SCRIPT if is_postgres(db) else _EDIT_SCRIPT
+    subprocess.run([sys.executable, "-c", script, str(db), *statements], check=True,
                    timeout=EDIT_TIMEOUT, capture_output=True, text=True)
 
 
-def query(db: Path, sql: str, params: tuple = ()) -> list[dict]:
-    """Rows of `sql` from the mirror (a read, so it may run in this process)."""
+def query(db: str | Path, sql: str, params: tuple = ()) -> list[dict]:
+    """Rows of `sql` (`?` placeholders on both backends) from the mirror (a read, so it may run in
+    this process)."""
+    if is_postgres(db):
+        from psycopg.rows import dict_row
+
+        with _postgres_reader(str(db)).cursor(row_factory=dict_row) as cursor:
+            cursor.execute(_percent_marks(sql), tuple(params))
+            return list(cursor.fetchall()) if cursor.description else []
     con = sqlite3.connect(db, timeout=30)
     con.row_factory = sqlite3.Row
     try:
         return [dict(row) for row in con.execute(sql, params)]
     finally:
         con.close()
+
+
+# One autocommit session per PostgreSQL mirror, kept for the run: a round reads it dozens of times,
+# and the sync-lock watch every few milliseconds. Autocommit, so no read holds a snapshot or a lock.
+_postgres_readers: dict[str, Any] = {}
+
+
+def _postgres_reader(url: str):
+    import psycopg
+
+    reader = _postgres_readers.get(url)
+    if reader is None or reader.closed:
+        reader = psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="spmirror-crash-reader")
+        _postgres_readers[url] = reader
+    return reader
+
+
+def close_readers() -> None:
+    while _postgres_readers:
+        _postgres_readers.popitem()[1].close()
+
+
+def _percent_marks(sql: str) -> str:
+    """`?` marks outside quotes as psycopg's `%s`, and every literal `%` doubled."""
+    out, quote = [], ""
+    for char in sql:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in ("'", '"'):
+            quote = char
+        elif char == "?":
+            out.append("%s")
+            continue
+        out.append("%%" if char == "%" else char)
+    return "".join(out)
+
+
+def run_order(db: str | Path, newest_first: bool = False) -> str:
+    """ORDER BY for sync_runs in the order the rows were written, from what the database itself
+    records rather than the product's own ordering: SQLite's rowid; on PostgreSQL the start, then
+    xmin (the transaction that last wrote the row). Runs never overlap (the sync lock), so the
+    last written is the last started."""
+    direction = " DESC" if newest_first else ""
+    if is_postgres(db):
+        return f"started_at{direction}, xmin::text::bigint{direction}"
+    return f"rowid{direction}"
+
+
+class SyncLockWatch:
+    """Whether process `pid` holds the mirror's sync lock yet.
+
+    SQLite: the lock file `<db>.sync.lock` begins "pid <pid> ". PostgreSQL: the lock is a
+    session-level advisory lock (mirror/store/postgres/advisory_lock.py) keyed on a hash of the
+    database, the schema and "sync", held by a session the process names "<role> pid <pid> on
+    <host>"; pg_locks shows it granted (the run lock, which a daemon takes first, has another key).
+    """
+
+    # advisory_lock.py's _KEY for purpose "sync", and its _HOLDER narrowed to one process.
+    _KEY = ("SELECT hashtextextended('spmirror.' || current_database() || '.' || coalesce(current_schema(), '') "
+            "|| '.sync', 0) AS key")
+    _HELD = (
+        "SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND l.classid = ((?::bigint >> 32) & 4294967295)::oid AND l.objid = (?::bigint & 4294967295)::oid "
+        "AND a.application_name LIKE ?"
+    )
+
+    def __init__(self, db: str | Path, pid: int):
+        self.db, self.pid = db, pid
+        if is_postgres(db):
+            self.key = query(db, self._KEY)[0]["key"]
+        else:
+            self.lock_path = Path(db).with_name(Path(db).name + ".sync.lock")
+            self.holder = f"pid {pid} ".encode()
+
+    def taken(self) -> bool:
+        if is_postgres(self.db):
+            return query(self.db, self._HELD, (self.key, self.key, f"% pid {self.pid} on %"))[0]["n"] > 0
+        try:
+            return self.lock_path.read_bytes().startswith(self.holder)
+        except OSError:
+            return False
 
 
 def admin_get(url: str, key: str, route: str) -> Any:
@@ -376,12 +487,16 @@ def decoy_surname(plan: Round) -> str:
 
 
 class CrashRun:
-    """The simulator, the mirror file and the bookkeeping shared by every round."""
+    """The simulator, the mirror and the bookkeeping shared by every round."""
 
-    def __init__(self, url: str, key: str, workdir: Path, processes: Processes, latency_ms: float = LATENCY_MS):
+    def __init__(self, url: str, key: str, workdir: Path, processes: Processes, latency_ms: float = LATENCY_MS,
+                 db: str | Path | None = None):
         self.url, self.key, self.workdir, self.processes = url, key, workdir, processes
         self.latency_ms = latency_ms
-        self.db = workdir / "mirror.db"
+        # The mirror: a SQLite file's path, or the URL of a PostgreSQL schema.
+        self.db: str | Path = workdir / "mirror.db"
+        if db is not None:
+            self.db = db if is_postgres(db) else Path(db)
         config = workdir / "empty.toml"
         config.write_text("")
         self.env = clean_env(SPMIRROR_API_URL=url, SPMIRROR_API_KEY=key, SPMIRROR_DB=str(self.db),
@@ -499,19 +614,18 @@ class CrashRun:
         """Start the sync or the daemon, SIGKILL it after plan.kill_at seconds (counted from the launch,
         from the moment it takes the sync lock ("window"), or from the moment the simulator took the
         stalled request (held strata)); return what the kill hit."""
-        runs_before = query(self.db, "SELECT coalesce(max(rowid), 0) AS n FROM sync_runs")[0]["n"]
+        runs_before = {r["run_id"] for r in query(self.db, "SELECT run_id FROM sync_runs")}
         env = dict(self.env)
         if plan.mode == "run":
             env.update(SPMIRROR_SYNC_INTERVAL="1h", SPMIRROR_DAEMON_WATCH_INTERVAL="0.1s")
         log_path = self.workdir / f"killed-{plan.index}.log"
-        lock_path = self.db.with_name(self.db.name + ".sync.lock")
         lock_seen: float | None = None
         stall_seen: float | None = None
         with open(log_path, "w") as log:
             started = time.monotonic()
             process = self.processes.start([sys.executable, "-m", "mirror", plan.mode], env=env, cwd=self.workdir,
                                            stdout=log, stderr=subprocess.STDOUT)
-            holder = f"pid {process.pid} ".encode()
+            lock = SyncLockWatch(self.db, process.pid)
             if plan.stratum == "window":
                 deadline = started + MAX_LOCK_WAIT
             elif plan.stratum in HELD:
@@ -524,14 +638,10 @@ class CrashRun:
                 if process.poll() is not None:
                     exited = True
                     break
-                if lock_seen is None and plan.stratum == "window":
-                    try:
-                        if lock_path.read_bytes().startswith(holder):
-                            lock_seen = now - started
-                            window.observe(starts_after=lock_seen)
-                            deadline = now + plan.kill_at
-                    except OSError:
-                        pass
+                if lock_seen is None and plan.stratum == "window" and lock.taken():
+                    lock_seen = now - started
+                    window.observe(starts_after=lock_seen)
+                    deadline = now + plan.kill_at
                 if stall_seen is None and plan.stratum in HELD:
                     injected = admin_get(self.url, self.key, "faults")["injected"][injected_mark:]
                     if any(e["kind"] == "stall" for e in injected):
@@ -564,15 +674,16 @@ class CrashRun:
             result["flags"].append("stall_not_reached")
         return result
 
-    def classify(self, plan: Round, exited: bool, killed_after: float, runs_before: int, write_mark: int,
+    def classify(self, plan: Round, exited: bool, killed_after: float, runs_before: set[str], write_mark: int,
                  calls_before: dict, events: list[dict]) -> dict:
         """The phase the kill hit, from evidence only: the simulator's call counts and write log,
-        and the mirror file as the dead process left it."""
+        and the mirror as the dead process left it (`runs_before`: the run ids it held before)."""
         calls = admin_get(self.url, self.key, "calls")
         delta = {k: v - calls_before.get(k, 0) for k, v in calls.items() if v != calls_before.get(k, 0)}
         writes = [e for e in admin_get(self.url, self.key, "writes")[write_mark:]
                   if e["action"] in ("createcustomer", "updatecustomer")]
-        runs = query(self.db, "SELECT run_id, finished_at FROM sync_runs WHERE rowid > ?", (runs_before,))
+        runs = query(self.db, f"SELECT run_id, finished_at FROM sync_runs ORDER BY {run_order(self.db)}")
+        runs = [r for r in runs if r["run_id"] not in runs_before]
         killed_runs = [r["run_id"] for r in runs]
         flags = []
         created = {email_of(body_data(e).get("email")) for e in writes if e["action"] == "createcustomer" and e["applied"]}
@@ -643,7 +754,7 @@ class CrashRun:
         self.conflicts_expected |= plan.expected_conflicts
         write_mark = len(admin_get(self.url, self.key, "writes"))
         injected_mark = len(admin_get(self.url, self.key, "faults")["injected"])
-        changes_mark = query(self.db, "SELECT coalesce(max(rowid), 0) AS n FROM customer_changes")[0]["n"]
+        changes_mark = query(self.db, "SELECT coalesce(max(id), 0) AS n FROM customer_changes")[0]["n"]
         try:
             self.make_changes(plan, write_mark)
             calls_before = admin_get(self.url, self.key, "calls")
@@ -877,16 +988,19 @@ class CrashRun:
             })
 
         # 7. every value sent before the last sync was confirmed by a later pull
-        last_run = query(self.db, "SELECT run_id FROM sync_runs ORDER BY rowid DESC LIMIT 1")[0]["run_id"]
-        stale = query(self.db, "SELECT * FROM unconfirmed_writes WHERE run_id IS NOT ?", (last_run,))
+        last_run = query(self.db, f"SELECT run_id FROM sync_runs ORDER BY {run_order(self.db, newest_first=True)} "
+                                  "LIMIT 1")[0]["run_id"]
+        stale = query(self.db, "SELECT * FROM unconfirmed_writes WHERE run_id IS NULL OR run_id <> ?", (last_run,))
         if stale:
             self.violate(context, "sent_values_confirmed", {"unconfirmed_writes": stale[:10]})
 
-        # 8. the file is sound, an intent is open only for a create still waiting, no row is in an
-        #    unexplained state, and both sides hold the same customers
-        integrity = query(self.db, "PRAGMA integrity_check")
-        if [list(r.values())[0] for r in integrity] != ["ok"]:
-            self.violate(context, "integrity_check", {"result": [list(r.values())[0] for r in integrity][:10]})
+        # 8. the file is sound (SQLite's integrity_check; PostgreSQL has no counterpart), an intent
+        #    is open only for a create still waiting, no row is in an unexplained state, and both
+        #    sides hold the same customers
+        if not is_postgres(self.db):
+            integrity = query(self.db, "PRAGMA integrity_check")
+            if [list(r.values())[0] for r in integrity] != ["ok"]:
+                self.violate(context, "integrity_check", {"result": [list(r.values())[0] for r in integrity][:10]})
         waiting = {r["id"] for r in rows if r["pkcustomerid"] is None and r["sync_state"] == "pending"}
         left = [i for i in intents.values() if i["local_id"] not in waiting | self.errors_expected]
         if left:
@@ -909,7 +1023,7 @@ class CrashRun:
 
         # What became of the round's creates: adopted after a lost answer (by the killed process or a
         # follow-up sync), or created with an answer.
-        made = query(self.db, "SELECT source, run_id FROM customer_changes WHERE rowid > ? AND field = '(created)' "
+        made = query(self.db, "SELECT source, run_id FROM customer_changes WHERE id > ? AND field = '(created)' "
                                "AND source LIKE 'local%'", (changes_mark,))
         killed = set(context.get("killed_runs") or ())
         for entry in made:
@@ -937,14 +1051,16 @@ def histogram(times: list[float]) -> dict[str, int]:
 
 @contextmanager
 def crash_session(customers: int = 300, seed: int = 1, *, latency_ms: float = LATENCY_MS,
-                  max_kill: float = MAX_KILL_SECONDS) -> Iterator[tuple[CrashRun, Window]]:
-    """A simulator subprocess, a mirror file synced once and a calibrated Window; every process
-    started here is killed on the way out."""
+                  max_kill: float = MAX_KILL_SECONDS,
+                  db: str | Path | None = None) -> Iterator[tuple[CrashRun, Window]]:
+    """A simulator subprocess, a mirror synced once and a calibrated Window; every process
+    started here is killed on the way out. `db`: a new SQLite file's path, or the URL of an empty
+    PostgreSQL schema; None, mirror.db in the session's temporary directory."""
     processes = Processes()
     try:
         with running_simulator(customers, seed=seed, api_key=API_KEY) as (url, key), \
                 tempfile.TemporaryDirectory(prefix="spmirror-crash-") as tmp:
-            run = CrashRun(url, key, Path(tmp), processes, latency_ms)
+            run = CrashRun(url, key, Path(tmp), processes, latency_ms, db)
             code, output, _ = run.sync()
             if code != 0:
                 raise RuntimeError(f"the initial sync exited {code}: {output}")
@@ -954,6 +1070,7 @@ def crash_session(customers: int = 300, seed: int = 1, *, latency_ms: float = LA
             yield run, window
     finally:
         processes.reap()
+        close_readers()
 
 
 def summarize(results: list[dict], run: CrashRun) -> dict:
@@ -1026,15 +1143,16 @@ def summarize(results: list[dict], run: CrashRun) -> dict:
 
 def run_rounds(rounds: int = 200, seed: int = 1, customers: int = 300, *, latency_ms: float = LATENCY_MS,
                max_kill: float = MAX_KILL_SECONDS, strata: list[str] | None = None,
-               progress: Callable[[dict], None] | None = None) -> dict:
+               progress: Callable[[dict], None] | None = None, db: str | Path | None = None) -> dict:
     """Run the crash rounds against one simulator and one mirror; return the JSON-able report.
 
     `strata` (optional, cycled) fixes each round's kill stratum ("before", "window", "after",
     "stall_push", "stall_walk") instead of drawing it, so a short run can be sure to cover them.
+    `db`: the mirror, as crash_session takes it.
     """
     started = time.perf_counter()
     results: list[dict] = []
-    with crash_session(customers, seed, latency_ms=latency_ms, max_kill=max_kill) as (run, window):
+    with crash_session(customers, seed, latency_ms=latency_ms, max_kill=max_kill, db=db) as (run, window):
         calibration = {"after_calibration": window.summary()}
         for index in range(rounds):
             stratum = strata[index % len(strata)] if strata else None
@@ -1072,6 +1190,9 @@ def main() -> int:
                         help="comma-separated strata to cycle through instead of drawing them "
                              "(before, window, after, stall_push, stall_walk)")
     parser.add_argument("--quiet", action="store_true", help="no per-round line on stderr")
+    parser.add_argument("--db", default=None,
+                        help="postgresql://... : run against a fresh schema in that PostgreSQL database, dropped "
+                             "after (default: a SQLite file in a temporary directory)")
     args = parser.parse_args()
     # SIGTERM runs the finally blocks too, so no simulator or killed-sync process outlives the run.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
@@ -1090,8 +1211,18 @@ def main() -> int:
                   f"{' '.join(result['flags'])} [{' '.join(e for e in extra if e)}] {result['outcome']}",
                   file=sys.stderr, flush=True)
 
-    report = run_rounds(args.rounds, args.seed, args.customers, latency_ms=args.latency_ms, max_kill=args.max_kill,
-                        strata=strata, progress=progress)
+    if args.db and not postgres_schema.is_postgres_url(args.db):
+        parser.error(f"--db takes a postgresql:// URL (SQLite is the default): {args.db}")
+    if args.db:
+        from mirror.store.location import redact_url
+
+        with postgres_schema.fresh_schema(args.db, prefix="spcrash") as schema_url:
+            report = run_rounds(args.rounds, args.seed, args.customers, latency_ms=args.latency_ms,
+                                max_kill=args.max_kill, strata=strata, progress=progress, db=schema_url)
+        report["postgres"] = {"url": redact_url(args.db), **postgres_schema.server(args.db)}
+    else:
+        report = run_rounds(args.rounds, args.seed, args.customers, latency_ms=args.latency_ms,
+                            max_kill=args.max_kill, strata=strata, progress=progress)
     print(json.dumps(report, indent=2, default=str))
     return 1 if report["violations"]["count"] else 0
 

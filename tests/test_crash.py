@@ -1,7 +1,7 @@
 """A CI-sized sample of bench/crash.py (SIGKILLed syncs and daemons, in the push and during the
 adoption of a create whose answer was lost, deliver every edit, create nothing twice and tie no
 row to somebody else), a check that the checker does fail on a broken outcome, and the crash
-scenario it found."""
+scenario it found; each on both backends (a SQLite file, a PostgreSQL schema)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from crash import PUSH_PHASES, admin, admin_patch, crash_session, edit, query, summarize  # noqa: E402
-from backends import MirrorDatabase, sql_text  # noqa: E402
+from backends import MirrorDatabase, open_mirror_database, sql_text  # noqa: E402
 from mirror.commands.sync import sync_once  # noqa: E402
 from mirror.config import load_settings  # noqa: E402
 from mirror.exit_codes import EXIT_OK  # noqa: E402
@@ -42,16 +42,14 @@ ROUNDS_PLAN = [
 ]
 ROUNDS = len(ROUNDS_PLAN)
 
-
-# bench/crash.py drives a SQLite file (its own edits and reads, rowid marks, the sync lock file it
-# watches for the kill); the sample runs on PostgreSQL once it takes a database URL.
-CRASH_BENCH_SQLITE_ONLY = "bench/crash.py speaks SQLite only (its edits, reads, rowid marks and lock-file watch)"
+WINDOW_ROUNDS = [index for index, (stratum, _pinned) in enumerate(ROUNDS_PLAN) if stratum == "window"]
 
 
 @pytest.fixture(scope="module")
-def sample():
+def sample(backend, tmp_path_factory):
     """The rounds, their report, and the live run (simulator and mirror) for the checker's own test."""
-    with crash_session(customers=100, seed=SEED) as (run, window):
+    with open_mirror_database(backend, tmp_path_factory.mktemp("crash")) as database, \
+            crash_session(customers=100, seed=SEED, db=database.url) as (run, window):
         results = []
         for index, (stratum, pinned) in enumerate(ROUNDS_PLAN):
             try:
@@ -61,7 +59,6 @@ def sample():
         yield results, summarize(results, run), run
 
 
-@pytest.mark.sqlite_only(reason=CRASH_BENCH_SQLITE_ONLY)
 def test_killed_syncs_deliver_every_edit_and_adopt_lost_creates_once(sample):
     """Eight killed syncs and daemons leave every edit delivered or kept, adopt each lost create
     once, send a create whose POST never left only after two walks, and tie no row to another person."""
@@ -71,6 +68,10 @@ def test_killed_syncs_deliver_every_edit_and_adopt_lost_creates_once(sample):
     shown = {index: json.dumps(result, default=str) for index, result in r.items()}
     # The held kills landed where they were aimed, judged from the simulator's log and the mirror file.
     assert r[0]["phase"] in PUSH_PHASES and "create_applied_unrecorded" in r[0]["flags"], shown[0]
+    # The "window" kills were timed from the moment the process took the sync lock (the lock file's
+    # pid on SQLite, the advisory lock in pg_locks on PostgreSQL), so the watch saw it taken.
+    for index in WINDOW_ROUNDS:
+        assert r[index]["lock_taken_after"] is not None, shown[index]
     for index in (3, 6):
         # The mirror held an intent for a create Solar Proof had applied, and the walk had begun ...
         assert r[index]["phase"] == "adoption" and "create_applied_unrecorded" in r[index]["flags"], shown[index]
@@ -97,7 +98,6 @@ def test_killed_syncs_deliver_every_edit_and_adopt_lost_creates_once(sample):
     assert {result["mode"] for result in results} == {"sync", "run"}
 
 
-@pytest.mark.sqlite_only(reason=CRASH_BENCH_SQLITE_ONLY)
 def test_the_checker_reports_an_edit_left_pending_a_second_customer_and_a_row_tied_to_another(sample):
     """The same checks, after the outcome is broken by hand, report each break (so a clean sample means something)."""
     _results, _report, run = sample
