@@ -33,6 +33,9 @@ SHORT_ENV_NAMES = {
 }
 # The only SPMIRROR_ variables that are not settings.
 NON_SETTING_ENV = {"SPMIRROR_CONFIG"}
+# The test suite's own variables (SPMIRROR_TEST_POSTGRES_URL, SPMIRROR_TEST_REQUIRE_POSTGRES): a
+# CLI started by a test, or by a developer's shell that has them set, is not misconfigured.
+TEST_SUITE_ENV_PREFIX = "SPMIRROR_TEST_"
 CREDENTIAL_NAME = "api_key"
 EXAMPLE_RESOURCE = "config.example.toml"  # package data of `mirror`
 SEE_EXAMPLE = "`spmirror config --example` documents every setting"
@@ -186,7 +189,7 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
         _read_file(path, raw, problems)
     env_seen: dict[tuple[str, str], str] = {}
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name in NON_SETTING_ENV:
+        if not name.startswith(ENV_PREFIX) or name in NON_SETTING_ENV or name.startswith(TEST_SUITE_ENV_PREFIX):
             continue
         setting = _BY_ENV.get(name)
         if setting is None:

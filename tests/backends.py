@@ -15,7 +15,7 @@ PostgreSQL: each test (or each module-scoped fixture) gets a schema of its own, 
 `spmt_<pid>_<n>`, reached through `?options=-csearch_path%3D<schema>` in its URL, and dropped
 after. The server is SPMIRROR_TEST_POSTGRES_URL, else postgresql://postgres@127.0.0.1:5432/test;
 when it cannot be reached the PostgreSQL half of the suite is skipped with the reason, and
-SPMIRROR_REQUIRE_POSTGRES=1 (set by .ci/run) turns that skip into a failure.
+SPMIRROR_TEST_REQUIRE_POSTGRES=1 (set by .ci/run) turns that skip into a failure.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 KINDS = ("sqlite", "postgres")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 POSTGRES_URL_VARIABLE = "SPMIRROR_TEST_POSTGRES_URL"
-REQUIRE_POSTGRES_VARIABLE = "SPMIRROR_REQUIRE_POSTGRES"
+REQUIRE_POSTGRES_VARIABLE = "SPMIRROR_TEST_REQUIRE_POSTGRES"
 # How every skip of a PostgreSQL test for want of a server begins.
 UNREACHABLE = "PostgreSQL not reachable at"
 SCHEMA_PREFIX = "spmt_"

@@ -117,7 +117,7 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="module")
 def backend(request) -> str:
     """'sqlite' or 'postgres'. PostgreSQL tests skip, saying why, when no server can be reached;
-    with SPMIRROR_REQUIRE_POSTGRES=1 (CI) they fail instead."""
+    with SPMIRROR_TEST_REQUIRE_POSTGRES=1 (CI) they fail instead."""
     kind = request.param
     if kind == "postgres":
         server = postgres_server()
@@ -144,7 +144,7 @@ def pytest_collection_finish(session):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """One line on the PostgreSQL half of the suite: that it ran and where, or that it was
-    skipped (or, under SPMIRROR_REQUIRE_POSTGRES, failed) and why."""
+    skipped (or, under SPMIRROR_TEST_REQUIRE_POSTGRES, failed) and why."""
     wanted = getattr(config, "spmirror_postgres_tests", set())
     if not wanted or config.option.collectonly:
         return

@@ -422,6 +422,14 @@ def test_unknown_environment_variable_without_a_close_one(isolated):
     assert names_in(problem, ALL_ENV_NAMES) == set()
 
 
+def test_the_test_suites_own_variables_are_not_settings(isolated):
+    """SPMIRROR_TEST_POSTGRES_URL (and the rest of the test suite's SPMIRROR_TEST_ variables) in a
+    developer's shell or CI leave the CLI's configuration valid."""
+    settings = load_settings(None, env={"SPMIRROR_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1/test",
+                                        "SPMIRROR_TEST_REQUIRE_POSTGRES": "1", "SPMIRROR_DB": "x.db"})
+    assert str(settings.database) == "x.db"
+
+
 def test_typos_everywhere_are_all_reported_at_once(isolated):
     """Misspelt names in the file and the environment, and bad values, come in one error, one line each."""
     path = write(isolated / "c.toml", '[synch]\ninterval = 5\n[api]\natempts = 2\nread_timeout = "soon"\n')
