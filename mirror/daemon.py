@@ -49,6 +49,7 @@ from mirror.metrics import Metrics
 from mirror.notify import notify, watchdog_interval
 from mirror.reload import plan_reload
 from mirror.signals import SignalThread
+from mirror.standby import wait_for_run_lock
 from mirror.store import LockBusy, Store, StoreBusy, backend_for
 from mirror.sync.account import AccountMismatch, check_account
 from mirror.store.pending_work import WorkItem
@@ -141,40 +142,18 @@ class Daemon:
         return self._exit_code
 
     def _stand_by(self, lock) -> bool:
-        """Wait for the run lock as a hot standby (PostgreSQL): True once it is this daemon's,
-        False if SIGTERM came first. systemd hears READY at once (a standby is a started service)
-        and the watchdog pings go on while it waits."""
+        """Wait for the run lock as a hot standby (PostgreSQL, mirror.standby): True once it is
+        this daemon's, False if SIGTERM came first."""
         self.signals.install()  # SIGTERM and Ctrl-C end the wait
-        began = time.monotonic()
-        waited = threading.Event()
-        ping = watchdog_interval()
-        last_ping = [time.monotonic()]
-
-        def busy(holder: str) -> None:
-            waited.set()
-            log.info("standby_waiting", holder=holder or "unknown holder",
-                     reason=f"standby: waiting for the advisory lock held by {holder or 'another spmirror run'}; "
-                            "this daemon takes over when that session ends")
-            notify("READY=1", f"STATUS=standby: waiting for the run lock held by {holder or 'another spmirror run'}")
-
-        def tick() -> None:
-            if ping and time.monotonic() - last_ping[0] >= ping:
-                notify("WATCHDOG=1")
-                last_ping[0] = time.monotonic()
-
         try:
-            taken = lock.stand_by(self.stop, busy, tick, poll=self.STANDBY_POLL)
+            taken = wait_for_run_lock(lock, self.stop, poll=self.STANDBY_POLL)
         except BaseException:
             self._close_standby()
             raise
         if not taken:
             self._close_standby()
             log.info("daemon_stopped")
-            return False
-        if waited.is_set():
-            log.info("standby_took_over", waited_seconds=round(time.monotonic() - began, 3))
-            notify("STATUS=took over the run lock; first sync running")
-        return True
+        return taken
 
     def _close_standby(self) -> None:
         self.signals.close()

@@ -7,7 +7,7 @@ or locks the database, and is safe while the daemon writes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from mirror.store import Store
 from mirror.store.errors import OlderSchema  # noqa: F401  (importable from here)

@@ -24,7 +24,6 @@ from psycopg.types.json import Jsonb
 
 from mirror.store.errors import StoreBusy, StoreError, StoreUnreachable
 from mirror.store.location import Location, redact_url
-from mirror.store.schema_version import SCHEMA_VERSION
 
 # Statements that write a column keeping each value's own type (models.AnyValue: history, values
 # sent). PostgreSQL has no typeless column; these are jsonb, so 2 stays the number 2 and
