@@ -3,14 +3,15 @@ that the tables people see are the same as SQLite's. (The conformance suite runs
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 import mirror.store.postgres.schema as postgres_schema
-from backends import open_mirror_database, sql_text
-from mirror.store import Store, StoreError
+from backends import open_mirror_database, postgres_server, sql_text
+from mirror.store import Store, StoreError, StoreUnreachable
 from mirror.store.schema_version import SCHEMA_VERSION
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -154,3 +155,42 @@ def test_a_row_a_person_inserts_is_pending_and_searchable(pg):
     assert pg.search("hopper") == set() and pg.search("brewster") == {row["id"]}
     pg.edit("DELETE FROM customers WHERE customersurname = 'Brewster'")
     assert pg.query("SELECT count(*) AS n FROM customers_fts")[0]["n"] == 0
+
+
+# -- where the mirror lives ----------------------------------------------------------------------
+
+
+def test_a_schema_the_url_names_is_made_on_first_use_and_every_session_agrees_on_it(backend):
+    """`options=-csearch_path=NAME` for a schema that does not exist yet: the first connection of
+    any kind makes it, so the daemon's lock (keyed by schema) is the same before and after."""
+    import psycopg
+
+    from mirror.store import run_lock
+    from mirror.store.errors import LockBusy
+
+    server = postgres_server()
+    name = f"spmt_new_{os.getpid()}"
+    url = f"{server.url}?options=-csearch_path%3D{name}"
+    admin = psycopg.connect(server.url, autocommit=True)
+    try:
+        first = run_lock(url, "spmirror run")
+        first.acquire()  # before any table exists
+        try:
+            Store.open(url).close()
+            second = run_lock(url, "spmirror run")
+            with pytest.raises(LockBusy):
+                second.acquire()
+        finally:
+            first.release()
+        assert admin.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (name,)).fetchone()[0] == 1
+    finally:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        admin.close()
+
+
+def test_a_database_that_does_not_exist_is_a_configuration_error(backend):
+    server = postgres_server()
+    url = server.url.rsplit("/", 1)[0] + "/spmt_no_such_database"
+    with pytest.raises(StoreError, match="PostgreSQL refused the connection .*does not exist.*check the database") as caught:
+        Store.open(url)
+    assert not isinstance(caught.value, StoreUnreachable)

@@ -122,10 +122,17 @@ class PgConnection:
         self.raw.close()
 
 
-def connect(location: Location, *, application_name: str = "spmirror") -> psycopg.Connection:
+# What the server says when the URL itself is wrong (no such database or role, a password it
+# refuses): a configuration to fix, not a server to wait for.
+_REFUSED_URL = ("does not exist", "authentication failed", "no pg_hba.conf entry", "permission denied")
+
+
+def connect(location: Location, *, application_name: str = "spmirror", make_schema: bool = True) -> psycopg.Connection:
     """A raw psycopg connection to `location`, made by SQLAlchemy's psycopg dialect from the URL
     (so every libpq parameter a URL may carry works: host, port, sslmode, options=-csearch_path...).
-    Raises StoreError, with the URL's password masked, if the server cannot be reached."""
+    Raises StoreUnreachable, with the URL's password masked, if the server cannot be reached, and
+    StoreError if it refuses the URL's database, role or password. With `make_schema`, the schema
+    the URL's search_path names is created if it does not exist yet (see `_ensure_schema`)."""
     from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
     from sqlalchemy.engine import make_url
 
@@ -143,10 +150,37 @@ def connect(location: Location, *, application_name: str = "spmirror") -> psycop
     try:
         dbapi = psycopg.connect(*arguments, **keywords)
     except psycopg.Error as exc:
-        raise StoreUnreachable(f"{redact_url(location.url)}: cannot connect to PostgreSQL ({error_line(exc)})") \
-            from None
+        reason = error_line(exc)
+        if any(words in reason for words in _REFUSED_URL):
+            raise StoreError(f"{redact_url(location.url)}: PostgreSQL refused the connection ({reason}); check the "
+                             f"database, role and password the URL names") from None
+        raise StoreUnreachable(f"{redact_url(location.url)}: cannot connect to PostgreSQL ({reason})") from None
     dbapi.autocommit = True
+    if make_schema:
+        _ensure_schema(dbapi, location)
     return dbapi
+
+
+def _ensure_schema(dbapi: psycopg.Connection, location: Location) -> None:
+    """Create the schema `options=-csearch_path=NAME` names, the first time anything connects.
+
+    Every session of a mirror (the store, the daemon's locks and LISTEN) must resolve the same
+    schema: the advisory lock keys and NOTIFY payloads are named after it, so a daemon that
+    connected before the schema existed would otherwise hold another key than one after.
+    """
+    if dbapi.execute("SELECT current_schema()").fetchone()[0] is not None:
+        return
+    names = [n.strip().strip('"') for n in dbapi.execute("SHOW search_path").fetchone()[0].split(",")]
+    wanted = next((n for n in names if n and n != "$user"), None)
+    if wanted is None:
+        raise StoreError(f"{redact_url(location.url or '')}: the search_path names no schema; add "
+                         f"options=-csearch_path%3DNAME to the URL")
+    try:
+        dbapi.execute(f'CREATE SCHEMA IF NOT EXISTS "{wanted.replace(chr(34), chr(34) * 2)}"')
+    except psycopg.Error as exc:
+        raise StoreError(f"{redact_url(location.url or '')}: schema {wanted} does not exist and this role cannot "
+                         f"create it ({error_line(exc)}); CREATE SCHEMA {wanted} AUTHORIZATION <the daemon's role> "
+                         f"as an owner of the database") from None
 
 
 class PostgresBackend:

@@ -18,7 +18,7 @@ from mirror.store.schema_version import SCHEMA_VERSION
 def open_for_reading(location: Location) -> Iterator[PgConnection]:
     """The mirror at `location`, read-only. Raises StoreError (one line: what is wrong with the
     database) if it is not a mirror this spmirror can read, OlderSchema if it is an older one."""
-    db = PgConnection(connect(location, application_name="spmirror status"), location)
+    db = PgConnection(connect(location, application_name="spmirror status", make_schema=False), location)
     try:
         try:
             db.execute("SET default_transaction_read_only = on")

@@ -59,9 +59,6 @@ def prepare(store) -> None:
     """Create or upgrade the schema the connection's search_path names."""
     db = store.db
     where = str(store.backend.location)
-    if db.execute("SELECT current_schema()").fetchone()[0] is None:
-        raise StoreError(f"{where}: the search_path names no schema that exists; create it "
-                         f"(CREATE SCHEMA ...) or fix options=-csearch_path in the URL")
     version = db.schema_version()
     if version == SCHEMA_VERSION:
         return
