@@ -143,6 +143,9 @@ def mirror_problem(exc: MirrorError, settings, database: Location | None) -> tup
     if store is not None and isinstance(exc, store.StoreUnreachable):
         return (str(exc), "check that the PostgreSQL server is up and the URL (--db / SPMIRROR_DB / [database] url) "
                 "names it; nothing was lost, run it again then", EXIT_UNAVAILABLE)
+    if store is not None and isinstance(exc, store.StoreError) and database is not None and database.is_postgres:
+        return str(exc), ("check --db / SPMIRROR_DB / [database] url: a PostgreSQL database and schema "
+                          "(options=-csearch_path%3DNAME) this role owns, one per account"), EXIT_USAGE
     if store is not None and isinstance(exc, store.StoreError):
         return str(exc), "point --db (or SPMIRROR_DB) at the mirror's file, or at a new path for a new mirror", \
             EXIT_USAGE
@@ -178,6 +181,10 @@ def _postgres_problem(exc: Exception, database) -> tuple[str, str, int]:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     lost = type(exc).__name__ in ("OperationalError", "InterfaceError", "AdminShutdown")
     where = str(database) if database is not None else "the PostgreSQL mirror"
+    if type(exc).__name__ == "InsufficientPrivilege":
+        return (f"{where}: this role may not do that ({redact_url(first)})",
+                "run spmirror as the role that owns the mirror's schema (README: Running against PostgreSQL)",
+                EXIT_USAGE)
     if lost:
         return (f"{where}: the PostgreSQL session ended ({redact_url(first)})",
                 "check the server is up and reachable, then run the command again", EXIT_UNAVAILABLE)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 from mirror.config_values import (  # noqa: F401  (parse_duration is part of this module's API)
     _boolean, _choice, _integer, _listen, _positive_duration, _share, _text, _url, parse_duration)
 from mirror.errors import ConfigError
-from mirror.store.location import Location, url_password
+from mirror.store.location import Location, url_passwords
 
 DEFAULT_API_URL = "https://solarproof.com.au/apidata.php"
 ENV_PREFIX = "SPMIRROR_"
@@ -142,8 +142,7 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Values the logs must never show."""
         found = [self.values[(s.section, s.key)] for s in SETTINGS if s.secret and self.values[(s.section, s.key)]]
-        password = url_password(self.database.url) if self.database.is_postgres else None
-        return tuple(found + ([password] if password else []))
+        return tuple(found + url_passwords(self.database.url))
 
 
 SYSTEM_CONFIG_FILE = Path("/etc/spmirror/config.toml")

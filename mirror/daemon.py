@@ -107,6 +107,11 @@ class Daemon:
         """Serve until stopped; returns the exit code."""
         lock = self.backend.run_lock()
         if lock.standby:
+            # What would stop this daemon at takeover (another account's key, a role that may only
+            # read) stops it now, exit 2, instead of waiting as a healthy standby that fails the
+            # moment it is needed.
+            with Store.open(self.database, busy_timeout=self.settings[("database", "busy_timeout")]) as store:
+                check_account(store, self.settings[("api", "url")], self.settings.api_key)
             if not self._stand_by(lock):
                 return EXIT_OK  # stopped (SIGTERM) before it was this daemon's turn
         else:

@@ -92,8 +92,8 @@ def pair(mirror_db, tmp_path):
                    SPMIRROR_API_KEY=sim.api_key, SPMIRROR_DB=mirror_db.url, SPMIRROR_SYNC_INTERVAL="1h",
                    SPMIRROR_DAEMON_WATCH_INTERVAL="0.2s", SPMIRROR_LOGGING_FORMAT="json")
 
-        def start(name: str) -> Daemon:
-            daemon = Daemon(name, env, tmp_path)
+        def start(name: str, **overrides: str) -> Daemon:
+            daemon = Daemon(name, {**env, **overrides}, tmp_path)
             started.append(daemon)
             return daemon
 
@@ -206,6 +206,19 @@ def test_a_standby_stops_at_once_on_sigterm_and_writes_nothing(pair):
     assert second.events("daemon_stopped") and not second.events("sync_finished")
     assert not list(second.state.iterdir())
     assert db.scalar("SELECT count(*) FROM sync_runs") == runs
+    assert first.proc.poll() is None
+
+
+def test_a_standby_with_another_accounts_key_is_refused_before_it_stands_by(pair):
+    """A standby that would refuse to write at takeover (another key: AccountMismatch) says so at
+    start, exit 2, instead of waiting as a healthy standby and leaving no daemon when needed."""
+    sim, db, start = pair
+    first = start("first")
+    first.wait_for("sync_finished", timeout=30)
+    wrong = start("wrong-key", SPMIRROR_API_KEY="sk-another-account-0123456789")
+    assert wrong.proc.wait(timeout=30) == 2, wrong.output()
+    assert not wrong.events("standby_waiting")
+    assert "but the settings give another key" in wrong.output()
     assert first.proc.poll() is None
 
 

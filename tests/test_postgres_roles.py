@@ -126,3 +126,44 @@ def test_a_person_cannot_write_what_the_daemon_owns(team, sim):
         with pytest.raises(PermissionError, match="permission denied"):
             _as(team["alice"], statement)
     _as(team["alice"], "SELECT count(*) FROM customer_base")  # reading is granted
+
+
+def test_an_editor_cannot_borrow_the_daemons_role_through_a_temporary_table(team, sim):
+    """The trigger functions that run as the daemon's role must not find a person's temporary
+    table first: a temp `customers_fts` whose trigger grants its creator everything must not run
+    as the daemon (it would, if pg_temp came first in their search_path)."""
+    assert _spmirror(team["daemon"], sim, "sync").returncode == 0
+    for statement in team["after_sync"]:
+        team["admin"].execute(statement)
+    alice = team["alice"].split("postgresql://", 1)[1].split("@", 1)[0]
+    schema = team["schema"]
+    _as(team["alice"],
+        "CREATE TEMP TABLE customers_fts (id int PRIMARY KEY, document tsvector); "
+        "GRANT ALL ON pg_temp.customers_fts TO PUBLIC; "
+        "CREATE FUNCTION pg_temp.grab() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"EXECUTE 'GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {alice}'; RETURN NULL; END $$; "
+        "CREATE TRIGGER grab AFTER INSERT OR UPDATE ON pg_temp.customers_fts "
+        "FOR EACH ROW EXECUTE FUNCTION pg_temp.grab(); "
+        "UPDATE customers SET customersurname = 'Shadowed' WHERE id = 2")
+    may = team["admin"].execute(f"SELECT has_table_privilege(%s, '{schema}.customer_base', 'UPDATE')",
+                                (alice,)).fetchone()[0]
+    assert may is False
+    found = team["admin"].execute(
+        f"SELECT count(*) FROM {schema}.customers_fts WHERE document @@ plainto_tsquery('simple', 'shadowed')"
+    ).fetchone()[0]
+    assert found == 1  # the real index, not the temporary one, followed the edit
+
+
+def test_a_role_that_may_only_read_is_told_so_in_one_line(team, sim):
+    """spmirror run by a login with only the editors' grants (a BI role by mistake): exit 2 and
+    one line naming the role and what it may not write, for sync and for a daemon before it
+    would stand by."""
+    assert _spmirror(team["daemon"], sim, "sync").returncode == 0
+    for statement in team["after_sync"]:
+        team["admin"].execute(statement)
+    for command in (["sync"], ["run"]):
+        result = _spmirror(team["alice"], sim, *command)
+        assert result.returncode == 2, (command, result.stderr)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "may read this mirror but not write customer_base" in errors[0], result.stderr
+        assert "Traceback" not in result.stderr

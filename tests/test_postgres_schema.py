@@ -194,3 +194,31 @@ def test_a_database_that_does_not_exist_is_a_configuration_error(backend):
     with pytest.raises(StoreError, match="PostgreSQL refused the connection .*does not exist.*check the database") as caught:
         Store.open(url)
     assert not isinstance(caught.value, StoreUnreachable)
+
+
+def test_a_row_inserted_with_its_own_id_does_not_block_the_daemons_next_insert(pg):
+    """A CSV restored with its id column: the id sequence catches up, so the rows the daemon
+    adds next (a pull's new customers) do not collide with it."""
+    with Store.open(pg.url) as store:
+        pg.edit("INSERT INTO customers (id, customerfirstname) VALUES (40, 'Restored')")
+        _synced_customer(store, 601)  # the daemon's INSERT, through the sequence
+    assert [r["id"] for r in pg.query("SELECT id FROM customers ORDER BY id")] == [40, 41]
+
+
+def test_a_mixed_case_schema_name_is_read_as_postgresql_reads_it(backend):
+    """options=-csearch_path=MirrorA names the schema mirrora (unquoted names fold to lower case):
+    that is the one made and used."""
+    import psycopg
+
+    server = postgres_server()
+    name = f"Spmt_Mixed_{os.getpid()}"
+    url = f"{server.url}?options=-csearch_path%3D{name}"
+    admin = psycopg.connect(server.url, autocommit=True)
+    try:
+        Store.open(url).close()
+        made = admin.execute("SELECT nspname FROM pg_namespace WHERE lower(nspname) = lower(%s)", (name,)).fetchall()
+        assert made == [(name.lower(),)]
+    finally:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{name.lower()}" CASCADE')
+        admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        admin.close()

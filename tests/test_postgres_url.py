@@ -71,3 +71,21 @@ def test_sync_against_a_server_that_is_down_exits_75_to_be_retried(tmp_path):
     result = _run("sync", url=url, tmp_path=tmp_path)
     assert result.returncode == 75, result.stderr
     assert "Try: check that the PostgreSQL server is up" in result.stderr
+
+
+def test_a_password_in_the_query_string_is_masked_too(tmp_path):
+    """libpq takes ?password=... as well as user:password@: neither is ever shown."""
+    url = f"postgresql://spmirror@127.0.0.1:{_closed_port()}/crm?password={PASSWORD}&sslpassword={PASSWORD}x"
+    assert PASSWORD not in redact_url(url) and "password=***" in redact_url(url)
+    for command in (["sync"], ["status"], ["config"]):
+        result = _run(*command, url=url, tmp_path=tmp_path)
+        assert PASSWORD not in result.stdout + result.stderr, command
+
+
+def test_an_at_sign_in_the_password_is_refused_before_connecting(tmp_path):
+    """libpq would read `ter2Pw@127.0.0.1` as the host and print it: a piece of the password."""
+    url = f"postgresql://spmirror:Hun@{PASSWORD}@127.0.0.1:{_closed_port()}/crm"
+    result = _run("sync", url=url, tmp_path=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    assert "write an @ in the user or password as %40" in result.stderr

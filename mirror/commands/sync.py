@@ -361,6 +361,9 @@ def sync_once(settings: Settings, *, allow_mass_delete: bool = False, show_progr
         elif code == EXIT_USAGE and error.startswith("the API refused the key"):
             hint = ("check [api] key (SPMIRROR_API_KEY, [api] key_file or LoadCredential=api_key): a new key for "
                     "this account needs spmirror rekey; a key of another account needs its own database file")
+        elif code == EXIT_USAGE and error.startswith(str(settings.database)) and settings.database.is_postgres:
+            hint = ("check --db / SPMIRROR_DB / [database] url: a PostgreSQL database and schema this role owns, "
+                    "one per account")
         elif code == EXIT_USAGE and error.startswith(str(settings.database)):
             hint = "check --db / SPMIRROR_DB / [database] path: it must be a mirror file this user can write"
         elif code == EXIT_USAGE:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
@@ -53,16 +53,30 @@ class Location:
         return self.is_postgres or (self.path is not None and self.path.exists())
 
 
+# libpq takes a password in the query string too (postgresql://user@host/db?password=...).
+_PASSWORD_PARAMETERS = ("password", "sslpassword")
+
+
 def redact_url(url: str) -> str:
-    """`url` without its password (postgresql://user:***@host/db)."""
+    """`url` without its passwords (postgresql://user:***@host/db, ?password=***)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    if parts.password is not None:
+        netloc = parts.netloc.rsplit("@", 1)
+        user = netloc[0].split(":", 1)[0]
+        parts = parts._replace(netloc=f"{user}:***@{netloc[1]}")
+    if parts.query:
+        query = "&".join(f"{name}=***" if name.lower() in _PASSWORD_PARAMETERS else f"{name}={value}" if sep else name
+                         for name, sep, value in (item.partition("=") for item in parts.query.split("&")))
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
 
 
-def url_password(url: str | None) -> str | None:
-    """The password a URL carries, if any (a secret: logs and messages never show it)."""
-    return urlsplit(url).password if url else None
+def url_passwords(url: str | None) -> list[str]:
+    """The passwords a URL carries, before the host or in its query (secrets: logs and messages
+    never show them)."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    found = [parts.password, unquote(parts.password)] if parts.password else []
+    return found + [unquote(value) for name, value in parse_qsl(parts.query) if name.lower() in _PASSWORD_PARAMETERS
+                    and value]

@@ -171,8 +171,8 @@ class AdvisoryLock:
     def _open(self) -> psycopg.Connection:
         try:
             session = connect(self._session_location, application_name="spmirror lock")
-        except StoreUnreachable as exc:  # said of the URL as the user wrote it, not with keepalives added
-            raise StoreUnreachable(str(exc).replace(str(self._session_location), str(self.location), 1)) from None
+        except StoreError as exc:  # said of the URL as the user wrote it, not with keepalives added
+            raise type(exc)(str(exc).replace(str(self._session_location), str(self.location), 1)) from None
         try:
             session.execute(f"SET application_name = '{_holder_name(self.role)}'")
             for statement in _KEEPALIVES:

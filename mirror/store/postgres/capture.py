@@ -67,6 +67,21 @@ BEGIN
     END IF;
     RETURN new;
 END $$""",
+    # A row a person inserts with an id of their own (a CSV restored with its id column, an
+    # INSERT ... SELECT from a backup) leaves customers' id sequence behind it, and the daemon's
+    # next INSERT would collide with it: the sequence catches up at once. As the owner, because
+    # people are granted USAGE on the sequence, not the UPDATE that setval needs.
+    """CREATE OR REPLACE FUNCTION spmirror_id_sequence_follows() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    highest bigint := (SELECT max(id) FROM customers);
+    sequence regclass := pg_get_serial_sequence('customers', 'id')::regclass;
+BEGIN
+    IF highest > coalesce(pg_sequence_last_value(sequence), 0) THEN
+        PERFORM setval(sequence, highest);
+    END IF;
+    RETURN NULL;
+END $$""",
     f"""CREATE OR REPLACE FUNCTION spmirror_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF {NOT_THE_DAEMON} THEN
@@ -92,4 +107,6 @@ TRIGGERS: tuple[str, ...] = (
     ),
     """CREATE TRIGGER customers_notify AFTER INSERT OR UPDATE OR DELETE ON customers
     FOR EACH STATEMENT EXECUTE FUNCTION spmirror_notify()""",
+    f"""CREATE TRIGGER customers_id_sequence_follows AFTER INSERT ON customers
+    FOR EACH STATEMENT WHEN ({NOT_THE_DAEMON}) EXECUTE FUNCTION spmirror_id_sequence_follows()""",
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
+from urllib.parse import urlsplit
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
@@ -124,7 +125,7 @@ class PgConnection:
 
 # What the server says when the URL itself is wrong (no such database or role, a password it
 # refuses): a configuration to fix, not a server to wait for.
-_REFUSED_URL = ("does not exist", "authentication failed", "no pg_hba.conf entry", "permission denied")
+_REFUSED_URL = ("does not exist", "authentication failed", "no pg_hba.conf entry", "permission denied", "invalid")
 
 
 def connect(location: Location, *, application_name: str = "spmirror", make_schema: bool = True) -> psycopg.Connection:
@@ -137,6 +138,10 @@ def connect(location: Location, *, application_name: str = "spmirror", make_sche
     from sqlalchemy.engine import make_url
 
     assert location.url is not None
+    if urlsplit(location.url).netloc.count("@") > 1:
+        # libpq would read the rest of the password as the host, and say so in its error.
+        raise StoreError(f"{redact_url(location.url)}: the URL holds more than one @ before the host; write an @ "
+                         f"in the user or password as %40")
     try:
         url = make_url(location.url).set(drivername="postgresql+psycopg")
     except Exception as exc:  # sqlalchemy.exc.ArgumentError: not a URL it can read
@@ -170,8 +175,10 @@ def _ensure_schema(dbapi: psycopg.Connection, location: Location) -> None:
     """
     if dbapi.execute("SELECT current_schema()").fetchone()[0] is not None:
         return
-    names = [n.strip().strip('"') for n in dbapi.execute("SHOW search_path").fetchone()[0].split(",")]
-    wanted = next((n for n in names if n and n != "$user"), None)
+    names = [n.strip() for n in dbapi.execute("SHOW search_path").fetchone()[0].split(",")]
+    first = next((n for n in names if n and n != '"$user"'), None)
+    # As PostgreSQL reads the name: unquoted folds to lower case ("Mirror" stays Mirror).
+    wanted = dbapi.execute("SELECT (parse_ident(%s))[1]", (first,)).fetchone()[0] if first else None
     if wanted is None:
         raise StoreError(f"{redact_url(location.url or '')}: the search_path names no schema; add "
                          f"options=-csearch_path%3DNAME to the URL")

@@ -55,12 +55,28 @@ STEPS: dict[int, tuple[str, ...]] = {}
 _SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_database() || '.' || current_schema() || '.schema'))"
 
 
+# The tables a sync writes: a role that may only read them (a BI login given to spmirror by
+# mistake) is told so before it takes the run lock, rather than failing every sync holding it.
+_WRITTEN = ("customers", "customer_base", "customer_raw", "customer_changes", "sync_runs")
+
+
+def _check_can_write(db, where: str) -> None:
+    missing = [table for (table, may) in db.execute(
+        "SELECT t, has_table_privilege(t, 'INSERT, UPDATE, DELETE') FROM unnest(?::text[]) AS t", (list(_WRITTEN),))
+        if not may]
+    if missing:
+        role = db.execute("SELECT current_user").fetchone()[0]
+        raise StoreError(f"{where}: role {role} may read this mirror but not write {', '.join(missing)}; run spmirror "
+                         f"(sync, run, resolve) as the role that owns the schema (README: Running against PostgreSQL)")
+
+
 def prepare(store) -> None:
     """Create or upgrade the schema the connection's search_path names."""
     db = store.db
     where = str(store.backend.location)
     version = db.schema_version()
     if version == SCHEMA_VERSION:
+        _check_can_write(db, where)
         return
     with store.transaction() as tx:
         tx.execute(_SCHEMA_LOCK)
@@ -72,8 +88,11 @@ def prepare(store) -> None:
             if tx.execute("SELECT to_regclass('customers') IS NOT NULL").fetchone()[0]:
                 raise StoreError(f"{where} has a customers table but no spmirror schema version "
                                  f"(spmirror_schema); point SPMIRROR_DB at another schema or database")
-            # The functions' `SET search_path FROM CURRENT` takes this: the mirror's own schema only.
-            tx.execute("SELECT set_config('search_path', quote_ident(current_schema()), true)")
+            # The SECURITY DEFINER functions' `SET search_path FROM CURRENT` takes this: the mirror's
+            # own schema, then pg_temp named LAST. Unnamed, pg_temp is searched FIRST, and a person
+            # could shadow customers_fts with a temporary table whose trigger then runs as the
+            # daemon's role (tests/test_postgres_roles.py).
+            tx.execute("SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true)")
             tx.execute(VERSION_TABLE)
             for statement in store.table_statements():
                 tx.execute(statement)
