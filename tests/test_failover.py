@@ -209,6 +209,23 @@ def test_a_standby_stops_at_once_on_sigterm_and_writes_nothing(pair):
     assert first.proc.poll() is None
 
 
+def test_status_on_another_host_names_the_daemon_that_holds_the_lock(pair, tmp_path):
+    """The daemon's state file is on its own host; `spmirror status` elsewhere (another state
+    directory) still says a daemon serves the mirror, and which (from the run lock's session)."""
+    sim, db, start = pair
+    first = start("first")
+    first.wait_for("sync_finished", timeout=30)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPMIRROR_") and k not in CLEARED_ENV}
+    env.update(SPMIRROR_DB=db.url, STATE_DIRECTORY=str(tmp_path / "elsewhere"), XDG_CONFIG_HOME=str(tmp_path / "x"))
+    shown = subprocess.run([sys.executable, "-m", "mirror", "status", "--json"], env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert f"spmirror run pid {first.proc.pid} on " in json.loads(shown.stdout)["daemon"]["holder"]
+    text = subprocess.run([sys.executable, "-m", "mirror", "status"], env=env, capture_output=True, text=True,
+                          timeout=60).stdout
+    assert f"running on another host or user: spmirror run pid {first.proc.pid}" in text
+
+
 def test_a_standby_with_another_accounts_key_is_refused_before_it_stands_by(pair):
     """A standby that would refuse to write at takeover (another key: AccountMismatch) says so at
     start, exit 2, instead of waiting as a healthy standby and leaving no daemon when needed."""

@@ -13,7 +13,7 @@ from mirror.config import Settings
 from mirror.daemon_state import read_daemon_state
 from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.redaction import redact_url
-from mirror.store import Store, StoreBusy, StoreError
+from mirror.store import Store, StoreBusy, StoreError, run_lock
 from mirror.store.runs import OlderSchema, open_for_reading, status_summary
 
 DEFAULT_LIMIT = 10
@@ -53,12 +53,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except sqlite3.DatabaseError as exc:
         return _fail(f"{path}: not a usable SQLite database ({exc})", "check SPMIRROR_DB / [database] path",
                      EXIT_USAGE)
-    summary["daemon"] = read_daemon_state(path)
+    summary["daemon"] = read_daemon_state(path) or _daemon_elsewhere(path)
     if args.json:
         print(json.dumps(summary, indent=2))
         return EXIT_OK
     print(render(summary))
     return EXIT_OK
+
+
+def _daemon_elsewhere(location) -> dict | None:
+    """A PostgreSQL mirror's daemon may run on another host (its state file is there): the
+    session holding the run lock says who it is (application_name: spmirror run pid N on HOST)."""
+    if not location.is_postgres:
+        return None
+    holder = run_lock(location).holder()
+    return {"holder": holder} if holder else None
 
 
 def read_summary(path: Path, limit: int | None) -> dict:
@@ -93,8 +102,11 @@ def render(summary: dict) -> str:
         f"rejected        {summary['rejected_records']:,}",
     ]
     daemon = summary.get("daemon")
-    lines.append(f"daemon          running, pid {daemon['pid']}: {daemon['status']}" if daemon else
-                 "daemon          not running")
+    if daemon and daemon.get("holder"):
+        lines.append(f"daemon          running on another host or user: {daemon['holder']}")
+    else:
+        lines.append(f"daemon          running, pid {daemon['pid']}: {daemon['status']}" if daemon else
+                     "daemon          not running")
     last, ok = summary["last_run"], summary["last_success"]
     if last:
         lines.append(f"last sync       {last['started_at']} {last['result']}"
