@@ -53,8 +53,9 @@ GLOBAL_OPTIONS_WITH_VALUES = ("--db", "--config")
 def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     """Add --db, --config, --debug and -v to `parser` (the main one, or a subcommand's parent)."""
     unset = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--db", metavar="PATH", type=path_text, default=unset,
-                        help="the mirror database (overrides SPMIRROR_DB and [database] path)")
+    parser.add_argument("--db", metavar="PATH|URL", type=path_text, default=unset,
+                        help="the mirror database: a SQLite file, or a postgresql:// URL (overrides SPMIRROR_DB "
+                             "and [database] path/url)")
     parser.add_argument("--config", metavar="PATH", type=path_text, default=unset,
                         help="TOML config file (default: see README, Configuration)")
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False,

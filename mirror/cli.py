@@ -50,8 +50,8 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     `commands` are complete and the others stand in with their help line."""
     parser = argparse.ArgumentParser(
         prog="spmirror",
-        description="A local two-way SQLite mirror of a Solar Proof account's customers. The options "
-        "below work before or after the command's name.",
+        description="A local two-way mirror of a Solar Proof account's customers, in SQLite or PostgreSQL. "
+        "The options below work before or after the command's name.",
     )
     parser.add_argument("--version", action="version", version=f"spmirror {__version__}")
     add_global_options(parser, suppress=False)
@@ -179,9 +179,14 @@ def _postgres_problem(exc: Exception, database) -> tuple[str, str, int]:
     from mirror.store.location import redact_url
 
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    lost = type(exc).__name__ in ("OperationalError", "InterfaceError", "AdminShutdown")
+    # Lost, by SQLSTATE class: 08 the connection, 57 the server shutting down or ending the
+    # session (AdminShutdown, IdleSessionTimeout...), 25P03 an idle transaction timed out; with no
+    # SQLSTATE, the client's own OperationalError ("the connection is closed").
+    state = getattr(exc, "sqlstate", None)
+    lost = (state[:2] in ("08", "57") or state == "25P03") if state else type(exc).__name__ in (
+        "OperationalError", "InterfaceError")
     where = str(database) if database is not None else "the PostgreSQL mirror"
-    if type(exc).__name__ == "InsufficientPrivilege":
+    if state == "42501":  # insufficient_privilege
         return (f"{where}: this role may not do that ({redact_url(first)})",
                 "run spmirror as the role that owns the mirror's schema (README: Running against PostgreSQL)",
                 EXIT_USAGE)

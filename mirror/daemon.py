@@ -307,7 +307,7 @@ class Daemon:
             job.modify(next_run_time=datetime.now(timezone.utc))
 
     def _busy(self) -> StoreBusy:
-        return StoreBusy(str(self.database), self.watch.timeout, postgres=self.database.is_postgres)
+        return self.backend.busy(self.watch.timeout)
 
     def _postpone_while_locked(self) -> None:
         """Another program holds the write lock: the next run waits, twice as long each time."""

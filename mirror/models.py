@@ -28,6 +28,11 @@ from sqlmodel import Field, SQLModel
 from mirror.customer import as_stored  # noqa: F401  (its home; kept importable from here)
 
 
+# A key that holds an id from elsewhere (Solar Proof's, or customers.id): never generated here, so
+# no sequence on PostgreSQL (SQLite's INTEGER PRIMARY KEY is the same either way).
+_OUTSIDE_ID = {"autoincrement": False}
+
+
 def _text_default(value: str):
     return {"server_default": text(f"'{value}'")}
 
@@ -110,7 +115,7 @@ class CustomerBase(CustomerColumns, table=True):
 
     __tablename__ = "customer_base"
 
-    pkcustomerid: Optional[int] = Field(default=None, primary_key=True)
+    pkcustomerid: Optional[int] = Field(default=None, primary_key=True, sa_column_kwargs=_OUTSIDE_ID)
     content_hash: str  # of the canonical customer, notes, projects and owner
     raw_hash: str  # of the listing's JSON text: an unchanged record is skipped before parsing
     owner_user_id: Optional[int] = None
@@ -154,7 +159,7 @@ class CustomerProject(SQLModel, table=True):
     __table_args__ = (Index("ix_customer_projects_customer", "pkcustomerid"),
                       Index("ix_customer_projects_row", "customer_row"))
 
-    project_id: int = Field(primary_key=True)
+    project_id: int = Field(primary_key=True, sa_column_kwargs=_OUTSIDE_ID)
     pkcustomerid: int = Field(foreign_key=_BASE_ID, ondelete="CASCADE")
     title: Optional[str] = None
     site_address: Optional[str] = None
@@ -179,7 +184,7 @@ class User(SQLModel, table=True):
 
     __tablename__ = "users"
 
-    user_id: int = Field(primary_key=True)
+    user_id: int = Field(primary_key=True, sa_column_kwargs=_OUTSIDE_ID)
     first_name: Optional[str] = None
     last_name: Optional[str] = None
     phone_number: Optional[str] = None
@@ -215,7 +220,7 @@ class DeletedCustomer(SQLModel, table=True):
 
     __tablename__ = "deleted_customers"
 
-    pkcustomerid: int = Field(primary_key=True)
+    pkcustomerid: int = Field(primary_key=True, sa_column_kwargs=_OUTSIDE_ID)
     deleted_at: str
     run_id: Optional[str] = None
     customeremail: Optional[str] = None
@@ -306,7 +311,7 @@ class CreateIntent(SQLModel, table=True):
 
     __tablename__ = "create_intents"
 
-    local_id: int = Field(primary_key=True)  # customers.id
+    local_id: int = Field(primary_key=True, sa_column_kwargs=_OUTSIDE_ID)  # customers.id
     email: str
     sent_at: str
     # Complete walks since the POST that did not list the customer: after two, it was not created.

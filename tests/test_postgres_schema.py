@@ -222,3 +222,44 @@ def test_a_mixed_case_schema_name_is_read_as_postgresql_reads_it(backend):
         admin.execute(f'DROP SCHEMA IF EXISTS "{name.lower()}" CASCADE')
         admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         admin.close()
+
+
+# -- transactions ---------------------------------------------------------------------------------
+
+
+def test_a_write_transaction_inside_another_is_refused_as_on_sqlite(pg):
+    """A BEGIN inside a transaction only warns on PostgreSQL, and the inner COMMIT would commit
+    the outer work early: refused, and the outer transaction still rolls back whole."""
+    with Store.open(pg.url) as store:
+        with pytest.raises(StoreError, match="already open"):
+            with store.transaction() as db:
+                db.execute("INSERT INTO customers (customerfirstname, sync_state) VALUES ('Outer', 'synced')")
+                with store.transaction():
+                    pass
+        assert pg.query("SELECT count(*) AS n FROM customers")[0]["n"] == 0
+        with store.transaction() as db:  # the session is usable again
+            db.execute("INSERT INTO customers (customerfirstname, sync_state) VALUES ('After', 'synced')")
+    assert pg.query("SELECT customerfirstname FROM customers")[0]["customerfirstname"] == "After"
+
+
+def test_a_write_transaction_that_cannot_begin_leaves_the_session_usable(pg):
+    """The table lock refused (another session holds customers): StoreBusy, and the next
+    transaction on the same store works: no aborted transaction left behind."""
+    import psycopg
+
+    from mirror.store import StoreBusy
+
+    Store.open(pg.url).close()
+    holder = psycopg.connect(pg.url)  # a person's transaction left open
+    holder.execute("LOCK TABLE customers IN ROW EXCLUSIVE MODE")
+    try:
+        with Store.open(pg.url, busy_timeout=0.2) as store:
+            with pytest.raises(StoreBusy, match="pg_stat_activity"):
+                with store.transaction():
+                    pass
+            holder.rollback()
+            with store.transaction() as db:
+                db.execute("INSERT INTO customers (customerfirstname, sync_state) VALUES ('Next', 'synced')")
+    finally:
+        holder.close()
+    assert pg.query("SELECT count(*) AS n FROM customers")[0]["n"] == 1

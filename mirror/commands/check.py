@@ -93,7 +93,7 @@ def record(settings: Settings, findings) -> tuple[str | None, str]:
                               "account its own database file (SPMIRROR_DB).")
             record_findings(store, findings, source="check", now=utc_now_text())
     except (StoreError, OSError) as exc:
-        return None, f"Not recorded in {path}: {exc}"
+        return None, f"Not recorded: {exc}"  # the error names the database
     return str(path), f"Recorded in {path} (table api_findings); the sync walks with what it found."
 
 

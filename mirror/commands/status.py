@@ -13,7 +13,7 @@ from mirror.config import Settings
 from mirror.daemon_state import read_daemon_state
 from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.redaction import redact_url
-from mirror.store import Store, StoreBusy, StoreError, run_lock
+from mirror.store import Store, StoreBusy, StoreError, StoreUnreachable, run_lock
 from mirror.store.runs import OlderSchema, open_for_reading, status_summary
 
 DEFAULT_LIMIT = 10
@@ -43,7 +43,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         summary = read_summary(path, None if args.all else args.limit)
     except StoreBusy as exc:  # only an older file's upgrade writes, and waits for the write lock
         return _fail(str(exc), "spmirror status again once the other program is done", EXIT_UNAVAILABLE)
+    except StoreUnreachable as exc:
+        return _fail(str(exc), "check that the PostgreSQL server is up, then spmirror status again", EXIT_UNAVAILABLE)
     except StoreError as exc:
+        if path.is_postgres:
+            return _fail(str(exc), "check SPMIRROR_DB / [database] url: the PostgreSQL database and schema "
+                         "(options=-csearch_path%3DNAME) spmirror sync writes", EXIT_USAGE)
         return _fail(str(exc), "check SPMIRROR_DB / [database] path: it names the mirror file spmirror sync "
                      "writes", EXIT_USAGE)
     except sqlite3.OperationalError as exc:

@@ -168,13 +168,13 @@ class Store:
 
     def raw_hashes(self) -> Iterator[tuple[int, str]]:
         """(pkcustomerid, raw_hash) of every base, in id order, streamed."""
-        return iter(self.db.execute("SELECT pkcustomerid, raw_hash FROM customer_base ORDER BY pkcustomerid"))
+        return iter(self.db.stream("SELECT pkcustomerid, raw_hash FROM customer_base ORDER BY pkcustomerid"))
 
     def missing_since(self, listed: Container[int]) -> dict[int, str | None]:
         """For planning deletes: each customer with a base that `listed` lacks, or that an
         earlier listing missed, with the run that first missed it. Streams the base, so the
         memory is that of the answer (normally a handful), not of the account."""
-        rows = self.db.execute("SELECT pkcustomerid, missing_since_run FROM customer_base")
+        rows = self.db.stream("SELECT pkcustomerid, missing_since_run FROM customer_base")
         return {remote_id: since for remote_id, since in rows if since is not None or remote_id not in listed}
 
     def base_fields(self, remote_ids: Iterable[int]) -> dict[int, dict[str, Any]]:

@@ -11,7 +11,6 @@ wrote it) leaves that customer unwritten and returned as stale, for the caller t
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -58,7 +57,7 @@ def _row(snapshot: BaseSnapshot | None) -> tuple | None:
     return None if snapshot is None else snapshot.row
 
 
-def _read(db: sqlite3.Connection, remote_ids: list[int]) -> dict[int, BaseSnapshot]:
+def _read(db, remote_ids: list[int]) -> dict[int, BaseSnapshot]:
     found: dict[int, BaseSnapshot] = {}
     for start in range(0, len(remote_ids), 500):
         chunk = remote_ids[start:start + 500]

@@ -10,22 +10,12 @@ class StoreError(MirrorError):
 
 
 class StoreBusy(StoreError):
-    """Another program held the database's write lock for longer than the busy timeout."""
+    """Another program held the database's write lock for longer than the busy timeout. Each
+    backend says it in its own words (SqliteBackend.busy, PostgresBackend.busy)."""
 
-    def __init__(self, where: str, seconds: float, postgres: bool = False):
+    def __init__(self, where: str, seconds: float, message: str | None = None):
         self.path, self.seconds = where, seconds
-        if postgres:
-            super().__init__(
-                f"{where}: the customers table stayed locked by another session for {seconds:g}s: a transaction "
-                f"left open in psql, a GUI or a script; find it in pg_stat_activity (state 'idle in "
-                f"transaction'). Nothing was lost; the next sync carries on"
-            )
-            return
-        super().__init__(
-            f"{where} stayed locked by another program for {seconds:g}s: a write transaction left open, such as a "
-            f"GUI editor with unsaved changes (DB Browser: Write Changes) or a script; find it with "
-            f"`fuser {where}` or `lsof {where}`. Nothing was lost; the next sync carries on"
-        )
+        super().__init__(message or f"{where} stayed locked by another program for {seconds:g}s; nothing was lost")
 
 
 class StoreUnreachable(StoreError):

@@ -17,7 +17,7 @@ PENDING_ROWS = (
 )
 # Customers deleted locally (a base with no row): a push restores them, or deletes them remotely.
 DELETED_ROWS = ("SELECT b.pkcustomerid FROM customer_base b WHERE NOT EXISTS "
-            "(SELECT 1 FROM customers c WHERE c.pkcustomerid = b.pkcustomerid)")
+                "(SELECT 1 FROM customers c WHERE c.pkcustomerid = b.pkcustomerid)")
 
 
 class WorkItem(NamedTuple):

@@ -15,7 +15,6 @@ the daemon's own writes for the capture triggers, for that transaction only.
 from __future__ import annotations
 
 import re
-import threading
 from urllib.parse import urlsplit
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
@@ -30,36 +29,52 @@ from mirror.store.location import Location, redact_url
 # sent). PostgreSQL has no typeless column; these are jsonb, so 2 stays the number 2 and
 # '0412 555 019' the string. The values are wrapped here, where the dialect is known.
 _TYPED_COLUMNS = {"customer_changes": ("old_value", "new_value"), "unconfirmed_writes": ("sent_value",)}
-_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)\s*\(([^)]*)\)\s*VALUES\s*\(", re.IGNORECASE)
+_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)\s*\(([^)]*)\)\s*VALUES\s*\(([^()]|\([^()]*\))*\)\s*(ON\s|$)",
+                     re.IGNORECASE | re.DOTALL)
 
 
 @lru_cache(maxsize=512)
 def _translated(sql: str) -> tuple[str, tuple[int, ...]]:
-    """`sql` with `?` placeholders as psycopg's `%s` (and literal `%` doubled), outside quoted
-    text; and the positions of the parameters that bind to a typed-value column."""
+    """`sql` with `?` placeholders as psycopg's `%s` (and literal `%` doubled), outside quoted text,
+    comments and dollar-quoted bodies; and the positions of the parameters that bind to a
+    typed-value column (an INSERT into one of _TYPED_COLUMNS' tables it cannot read is refused,
+    never sent with its values unwrapped)."""
     out: list[str] = []
-    quote = ""
-    for char in sql:
-        if quote:
-            out.append("%%" if char == "%" else char)
-            if char == quote:
-                quote = ""
-            continue
-        if char in ("'", '"'):
-            quote = char
-            out.append(char)
-        elif char == "?":
-            out.append("%s")
-        elif char == "%":
-            out.append("%%")
+    at, end = 0, len(sql)
+    while at < end:
+        char = sql[at]
+        if char in ("'", '"'):  # '' and "" inside are two quotes in a row: still inside
+            close = sql.find(char, at + 1)
+            while close != -1 and sql.startswith(char, close + 1):
+                close = sql.find(char, close + 2)
+            stop = end if close == -1 else close + 1
+        elif sql.startswith("--", at):
+            stop = end if sql.find("\n", at) == -1 else sql.find("\n", at) + 1
+        elif sql.startswith("/*", at):
+            stop = end if sql.find("*/", at) == -1 else sql.find("*/", at) + 2
+        elif char == "$" and (tag := re.match(r"\$\w*\$", sql[at:])):
+            close = sql.find(tag.group(0), at + len(tag.group(0)))
+            stop = end if close == -1 else close + len(tag.group(0))
         else:
-            out.append(char)
-    typed: tuple[int, ...] = ()
+            out.append("%s" if char == "?" else "%%" if char == "%" else char)
+            at += 1
+            continue
+        out.append(sql[at:stop].replace("%", "%%"))
+        at = stop
+    return "".join(out), _typed_positions(sql)
+
+
+def _typed_positions(sql: str) -> tuple[int, ...]:
     match = _INSERT.match(sql)
-    if match and match.group(1).lower() in _TYPED_COLUMNS:
+    table = match.group(1).lower() if match else None
+    if table in _TYPED_COLUMNS:
         columns = [name.strip().lower() for name in match.group(2).split(",")]
-        typed = tuple(i for i, name in enumerate(columns) if name in _TYPED_COLUMNS[match.group(1).lower()])
-    return "".join(out), typed
+        return tuple(i for i, name in enumerate(columns) if name in _TYPED_COLUMNS[table])
+    mentioned = re.match(r"^\s*INSERT\s+INTO\s+\"?(\w+)", sql, re.IGNORECASE)
+    if mentioned and mentioned.group(1).lower() in _TYPED_COLUMNS:
+        raise ValueError(f"an INSERT into {mentioned.group(1)} must name its columns and bind one row of VALUES "
+                         f"(?, ...): its typed values are wrapped by position")
+    return ()
 
 
 def _typed_params(params: Iterable[Any], typed: tuple[int, ...]) -> tuple:
@@ -75,11 +90,18 @@ def error_line(exc: BaseException) -> str:
     return redact_url(text.splitlines()[0]) if text else type(exc).__name__
 
 
+def busy_error(location: Location, seconds: float) -> StoreBusy:
+    return StoreBusy(str(location), seconds, message=(
+        f"{location}: the customers table stayed locked by another session for {seconds:g}s: a transaction left "
+        f"open in psql, a GUI or a script; find it in pg_stat_activity (state 'idle in transaction'). Nothing "
+        f"was lost; the next sync carries on"))
+
+
 class PgConnection:
     """A psycopg connection the store's shared SQL runs on unchanged (see the module docstring).
 
-    Autocommit: transactions are the store's to begin, as on SQLite. One connection is shared by
-    the daemon's threads under its locks; psycopg serialises its use.
+    Autocommit: transactions are the store's to begin, as on SQLite. Not shared between threads
+    (see Store): each of the daemon's jobs opens its own.
     """
 
     distinct = "IS DISTINCT FROM"
@@ -92,7 +114,6 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection, location: Location):
         self.raw = raw
         self.location = location
-        self.lock = threading.RLock()
 
     @staticmethod
     def group_text(expression: str, separator: str) -> str:
@@ -110,6 +131,11 @@ class PgConnection:
         cursor = self.raw.cursor()
         cursor.execute(text, _typed_params(params, typed))
         return cursor
+
+    def stream(self, sql: str, params: Iterable[Any] = ()) -> Iterator[tuple]:
+        """Rows of a large read as the server sends them, not all held in memory first."""
+        text, _typed = _translated(sql)
+        return self.raw.cursor().stream(text, tuple(params))
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> psycopg.Cursor:
         text, typed = _translated(sql)
@@ -228,7 +254,10 @@ class PostgresBackend:
     # -- write transactions --------------------------------------------------------------
 
     def begin(self, db: PgConnection, mark_daemon: bool) -> None:
-        db.lock.acquire()
+        if db.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            # As SQLite refuses it: a BEGIN inside would only warn, and the inner COMMIT would
+            # commit the outer transaction's work before it was done.
+            raise StoreError("a write transaction is already open on this connection")
         try:
             db.execute("BEGIN")
             db.execute(f"SET LOCAL lock_timeout = '{int(self.busy_timeout * 1000)}ms'")
@@ -236,25 +265,24 @@ class PostgresBackend:
                 try:
                     db.execute("LOCK TABLE customers IN EXCLUSIVE MODE")
                 except psycopg.errors.LockNotAvailable as exc:
-                    db.execute("ROLLBACK")
-                    raise StoreBusy(str(self.location), self.busy_timeout, postgres=True) from exc
+                    raise self.busy() from exc
                 db.execute("SET LOCAL spmirror.writing = 'on'")
         except BaseException:
-            db.lock.release()
+            self.rollback(db)  # never leave the session in an aborted transaction
             raise
 
     def commit(self, db: PgConnection, mark_daemon: bool) -> None:
-        try:
-            db.execute("COMMIT")
-        finally:
-            db.lock.release()
+        db.execute("COMMIT")
 
     def rollback(self, db: PgConnection) -> None:
-        try:
-            if db.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                db.execute("ROLLBACK")
-        finally:
-            db.lock.release()
+        # Not on a session already lost: its ROLLBACK would fail and hide why it was lost.
+        status = db.raw.info.transaction_status
+        if not db.raw.closed and status not in (psycopg.pq.TransactionStatus.IDLE, psycopg.pq.TransactionStatus.UNKNOWN):
+            db.execute("ROLLBACK")
+
+    def busy(self, seconds: float | None = None) -> StoreBusy:
+        """What a write that waited `seconds` for another session's lock on customers says."""
+        return busy_error(self.location, self.busy_timeout if seconds is None else seconds)
 
     # -- first import --------------------------------------------------------------------
     # Nothing is deferred: the GIN index and the secondary indexes are kept current row by row

@@ -19,10 +19,10 @@ import time
 import psycopg
 import structlog
 
-from mirror.store.errors import StoreBusy, StoreError
+from mirror.store.errors import StoreError
 from mirror.store.location import Location
 from mirror.store.postgres.capture import CHANNEL
-from mirror.store.postgres.connection import connect, error_line
+from mirror.store.postgres.connection import busy_error, connect, error_line
 from mirror.store.pending_work import DELETED_ROWS, PENDING_ROWS, WorkItem
 
 log = structlog.get_logger()
@@ -162,7 +162,7 @@ class ListenWatch:
             try:
                 return read(db)
             except psycopg.errors.LockNotAvailable as exc:
-                raise StoreBusy(str(self.location), self.timeout, postgres=True) from exc
+                raise busy_error(self.location, self.timeout) from exc
             except psycopg.OperationalError:
                 # The session was lost (a server restart): the next read makes a new one.
                 db.close()

@@ -33,6 +33,10 @@ class SqliteConnection(sqlite3.Connection):
     def schema_version(self) -> int:
         return self.execute("PRAGMA user_version").fetchone()[0]
 
+    def stream(self, sql: str, params=()):
+        """Rows of a large read one by one (sqlite3's cursor already steps through them)."""
+        return self.execute(sql, tuple(params))
+
 
 class SqliteBackend:
     """What differs for a SQLite file; see mirror/store/backend.py for the interface."""
@@ -131,10 +135,15 @@ class SqliteBackend:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if is_busy(exc):
-                raise StoreBusy(str(self.path), self.busy_timeout) from exc
+                raise self.busy() from exc
             raise
         if mark_daemon:
             db.execute("UPDATE sync_control SET daemon_writing = 1")
+
+    def busy(self, seconds: float | None = None) -> StoreBusy:
+        """What a write that waited `seconds` for another program's write lock says."""
+        seconds = self.busy_timeout if seconds is None else seconds
+        return busy_error(self.path, seconds)
 
     def commit(self, db: sqlite3.Connection, mark_daemon: bool) -> None:
         if mark_daemon:
@@ -183,6 +192,13 @@ class SqliteBackend:
         from mirror.store.sqlite.reading import open_for_reading
 
         return open_for_reading(self.path)
+
+
+def busy_error(path, seconds: float) -> StoreBusy:
+    return StoreBusy(str(path), seconds, message=(
+        f"{path} stayed locked by another program for {seconds:g}s: a write transaction left open, such as a "
+        f"GUI editor with unsaved changes (DB Browser: Write Changes) or a script; find it with "
+        f"`fuser {path}` or `lsof {path}`. Nothing was lost; the next sync carries on"))
 
 
 def is_busy(exc: sqlite3.OperationalError) -> bool:

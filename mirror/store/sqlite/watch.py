@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from mirror.store import StoreBusy
+from mirror.store.sqlite.connection import busy_error
 from mirror.store.pending_work import DELETED_ROWS, PENDING_ROWS, WorkItem
 
 class FileWatch:
@@ -80,7 +80,7 @@ class FileWatch:
                 return read(self._connection)
             except sqlite3.OperationalError as exc:
                 if _locked(exc):
-                    raise StoreBusy(self.database, self.timeout) from exc
+                    raise busy_error(self.database, self.timeout) from exc
                 raise
 
 
