@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from mirror.config import Settings
 from mirror.daemon_state import read_daemon_state
 from mirror.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from mirror.redaction import redact_url
-from mirror.store import Store, StoreBusy, StoreError, StoreUnreachable, run_lock
+from mirror.store import Store, StoreBusy, StoreError, StoreUnavailable, StoreUnreachable, run_lock
 from mirror.store.runs import OlderSchema, open_for_reading, status_summary
 
 DEFAULT_LIMIT = 10
@@ -45,19 +44,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(exc), "spmirror status again once the other program is done", EXIT_UNAVAILABLE)
     except StoreUnreachable as exc:
         return _fail(str(exc), "check that the PostgreSQL server is up, then spmirror status again", EXIT_UNAVAILABLE)
+    except StoreUnavailable as exc:
+        return _fail(str(exc), "spmirror status again in a moment", EXIT_UNAVAILABLE)
     except StoreError as exc:
         if path.is_postgres:
             return _fail(str(exc), "check SPMIRROR_DB / [database] url: the PostgreSQL database and schema "
                          "(options=-csearch_path%3DNAME) spmirror sync writes", EXIT_USAGE)
         return _fail(str(exc), "check SPMIRROR_DB / [database] path: it names the mirror file spmirror sync "
                      "writes", EXIT_USAGE)
-    except sqlite3.OperationalError as exc:
-        # A reader of a WAL file waits for no writer; this is a file being recovered or not in WAL.
-        return _fail(f"{path} cannot be read right now ({exc})", "spmirror status again in a moment",
-                     EXIT_UNAVAILABLE)
-    except sqlite3.DatabaseError as exc:
-        return _fail(f"{path}: not a usable SQLite database ({exc})", "check SPMIRROR_DB / [database] path",
-                     EXIT_USAGE)
     summary["daemon"] = read_daemon_state(path) or _daemon_elsewhere(path)
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -18,7 +18,12 @@ class StoreBusy(StoreError):
         super().__init__(message or f"{where} stayed locked by another program for {seconds:g}s; nothing was lost")
 
 
-class StoreUnreachable(StoreError):
+class StoreUnavailable(StoreError):
+    """The database cannot be read right now (a file being recovered, a session lost): worth a
+    later try."""
+
+
+class StoreUnreachable(StoreUnavailable):
     """The database server could not be reached (down, refused, a wrong host): worth a later try."""
 
 

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import psycopg
 
-from mirror.store.errors import OlderSchema, StoreError
+from mirror.store.errors import OlderSchema, StoreError, StoreUnavailable
 from mirror.store.location import Location
 from mirror.store.postgres.connection import PgConnection, connect, error_line
 from mirror.store.schema_version import SCHEMA_VERSION
@@ -41,6 +41,11 @@ def open_for_reading(location: Location) -> Iterator[PgConnection]:
                              f"table in schema {schema})")
         if version < SCHEMA_VERSION:
             raise OlderSchema(f"{location} has schema version {version}; this spmirror upgrades it to {SCHEMA_VERSION}")
-        yield db
+        try:
+            yield db
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"{location}: the PostgreSQL session ended ({error_line(exc)})") from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"{location}: not a usable spmirror database ({error_line(exc)})") from exc
     finally:
         db.close()

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from mirror.store.errors import OlderSchema, StoreError
+from mirror.store.errors import OlderSchema, StoreError, StoreUnavailable
 from mirror.store.schema_version import SCHEMA_VERSION
 from mirror.store.sqlite.connection import SqliteConnection
 
@@ -39,6 +39,12 @@ def open_for_reading(path: Path) -> Iterator[SqliteConnection]:
             raise StoreError(f"{path} is not a spmirror database (no spmirror schema version or customers table)")
         if version < SCHEMA_VERSION:
             raise OlderSchema(f"{path} has schema version {version}; this spmirror upgrades it to {SCHEMA_VERSION}")
-        yield db
+        try:
+            yield db
+        except sqlite3.OperationalError as exc:
+            # A reader of a WAL file waits for no writer; this is a file being recovered or not in WAL.
+            raise StoreUnavailable(f"{path} cannot be read right now ({exc})") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
     finally:
         db.close()
