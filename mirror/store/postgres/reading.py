@@ -8,10 +8,10 @@ from typing import Iterator
 
 import psycopg
 
-from mirror.store.errors import OlderSchema, StoreError, StoreUnavailable
+from mirror.store.errors import StoreError, StoreUnavailable
 from mirror.store.location import Location
 from mirror.store.postgres.connection import PgConnection, connect, error_line
-from mirror.store.schema_version import SCHEMA_VERSION
+from mirror.store.schema_version import check_readable
 
 
 @contextmanager
@@ -31,16 +31,7 @@ def open_for_reading(location: Location) -> Iterator[PgConnection]:
             version = db.schema_version()
         except psycopg.Error as exc:
             raise StoreError(f"{location}: not a usable spmirror database ({error_line(exc)})") from exc
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{location} has schema version {version}, newer than this spmirror understands "
-                             f"({SCHEMA_VERSION}); upgrade spmirror")
-        if not tables:
-            raise StoreError(f"{location} holds no mirror yet (no tables in schema {schema})")
-        if version == 0 or not has_customers:
-            raise StoreError(f"{location} is not a spmirror database (no spmirror_schema version or customers "
-                             f"table in schema {schema})")
-        if version < SCHEMA_VERSION:
-            raise OlderSchema(f"{location} has schema version {version}; this spmirror upgrades it to {SCHEMA_VERSION}")
+        check_readable(location, version, bool(tables), bool(has_customers), f"in schema {schema}")
         try:
             yield db
         except psycopg.OperationalError as exc:

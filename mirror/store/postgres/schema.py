@@ -17,7 +17,7 @@ from __future__ import annotations
 from mirror.store.errors import StoreError
 from mirror.store.portable_schema import API_FINDINGS, LABELED_VIEW_QUERY, LOOKUP_ROWS
 from mirror.store.postgres import capture, search
-from mirror.store.schema_version import SCHEMA_VERSION
+from mirror.store.schema_version import SCHEMA_VERSION, newer_schema
 
 FIRST_VERSION = 4  # the version PostgreSQL mirrors were introduced at
 
@@ -82,8 +82,7 @@ def prepare(store) -> None:
         tx.execute(_SCHEMA_LOCK)
         version = db.schema_version()  # another session may have made it while we waited
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{where} has schema version {version}, newer than this spmirror understands "
-                             f"({SCHEMA_VERSION}); upgrade spmirror")
+            raise newer_schema(where, version)
         if version == 0:
             if tx.execute("SELECT to_regclass('customers') IS NOT NULL").fetchone()[0]:
                 raise StoreError(f"{where} has a customers table but no spmirror schema version "

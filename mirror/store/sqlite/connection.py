@@ -15,7 +15,7 @@ from typing import Iterator
 
 from mirror.store.errors import StoreBusy, StoreError
 from mirror.store.location import Location
-from mirror.store.schema_version import SCHEMA_VERSION
+from mirror.store.schema_version import SCHEMA_VERSION, newer_schema
 
 
 class SqliteConnection(sqlite3.Connection):
@@ -93,8 +93,7 @@ class SqliteBackend:
         db = store.db
         version = self.schema_version(db)
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema version {version}, newer than this spmirror understands "
-                             f"({SCHEMA_VERSION}); upgrade spmirror")
+            raise newer_schema(self.path, version)
         has_tables = db.execute(
             "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='customers'").fetchone()[0]
         if version == 0 and has_tables:

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from mirror.store.errors import OlderSchema, StoreError, StoreUnavailable
-from mirror.store.schema_version import SCHEMA_VERSION
+from mirror.store.errors import StoreError, StoreUnavailable
+from mirror.store.schema_version import check_readable
 from mirror.store.sqlite.connection import SqliteConnection
 
 READ_TIMEOUT = 5.0  # seconds; WAL readers do not wait for writers, only for a rare recovery
@@ -30,15 +30,7 @@ def open_for_reading(path: Path) -> Iterator[SqliteConnection]:
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{path} has schema version {version}, newer than this spmirror understands "
-                             f"({SCHEMA_VERSION}); upgrade spmirror")
-        if not tables:
-            raise StoreError(f"{path} holds no mirror yet (no tables)")
-        if version == 0 or "customers" not in tables:
-            raise StoreError(f"{path} is not a spmirror database (no spmirror schema version or customers table)")
-        if version < SCHEMA_VERSION:
-            raise OlderSchema(f"{path} has schema version {version}; this spmirror upgrades it to {SCHEMA_VERSION}")
+        check_readable(path, version, bool(tables), "customers" in tables)
         try:
             yield db
         except sqlite3.OperationalError as exc:
