@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Container, Iterable, Iterator
 
 from mirror.customer import CUSTOMER_COLUMNS, LABEL_COLUMNS
-from mirror.store.errors import LockBusy, StoreBusy, StoreError, StoreUnavailable, StoreUnreachable  # noqa: F401  (importable from here)
+# Importable from here, where the store's callers look for them.
+from mirror.store.errors import LockBusy, StoreBusy, StoreError, StoreUnavailable, StoreUnreachable  # noqa: F401
 from mirror.store.location import Location
 from mirror.store.schema_version import SCHEMA_VERSION  # noqa: F401  (importable from here)
 

@@ -1,7 +1,7 @@
-"""The PostgreSQL backend's session: psycopg 3 under SQLAlchemy's engine, with the store's SQL.
+"""The PostgreSQL backend's session: psycopg 3 (its URL read by SQLAlchemy's dialect), with the store's SQL.
 
 The store's shared modules write SQL once, with `?` placeholders and the few attributes a
-connection carries (`distinct`, `newest_run_first`, `group_text`, `schema_version`); PgConnection
+connection carries (`distinct`, `same`, `newest_run_first`, `group_text`, `schema_version`, `stream`); PgConnection
 speaks that to psycopg (`%s` placeholders). SQLAlchemy's psycopg dialect reads the URL into
 psycopg's connect arguments and compiles the models' DDL; the store writes through the DBAPI
 connection, as it does on SQLite, because executemany there is several times faster than Core.
@@ -15,11 +15,12 @@ the daemon's own writes for the capture triggers, for that transaction only.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from mirror.store.errors import StoreBusy, StoreError, StoreUnreachable
@@ -254,7 +255,7 @@ class PostgresBackend:
     # -- write transactions --------------------------------------------------------------
 
     def begin(self, db: PgConnection, mark_daemon: bool) -> None:
-        if db.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        if db.raw.info.transaction_status != TransactionStatus.IDLE:
             # As SQLite refuses it: a BEGIN inside would only warn, and the inner COMMIT would
             # commit the outer transaction's work before it was done.
             raise StoreError("a write transaction is already open on this connection")
@@ -277,7 +278,7 @@ class PostgresBackend:
     def rollback(self, db: PgConnection) -> None:
         # Not on a session already lost: its ROLLBACK would fail and hide why it was lost.
         status = db.raw.info.transaction_status
-        if not db.raw.closed and status not in (psycopg.pq.TransactionStatus.IDLE, psycopg.pq.TransactionStatus.UNKNOWN):
+        if not db.raw.closed and status not in (TransactionStatus.IDLE, TransactionStatus.UNKNOWN):
             db.execute("ROLLBACK")
 
     def busy(self, seconds: float | None = None) -> StoreBusy:
