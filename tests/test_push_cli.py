@@ -1,7 +1,8 @@
 """The push through the real `spmirror` command: resolve, retry, dry runs, one-sided syncs, status, and a SIGKILL.
 
-Edits are made from separate processes (sqlite_edit); setup syncs run in-process to keep the
-suite fast, and every command under test runs as `python -m mirror` in a subprocess.
+Edits are made from separate processes (tests/backends.py); setup syncs run in-process to keep the
+suite fast, and every command under test runs as `python -m mirror` in a subprocess. Every test
+runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from conftest import API_KEY
 from mirror.commands.sync import sync_once
 from mirror.config import load_settings
 from mirror.simulator.server import SimulatorServer
-from sqlite_edit import edit, query, row_of, scalar, sql_text
+from backends import MirrorDatabase, sql_text
 
 CUSTOMERS = 120
 SEED = 31
@@ -28,16 +29,16 @@ WRITE_ACTIONS = {"createcustomer", "updatecustomer", "deletecustomer"}
 
 
 class CliMirror:
-    """A simulator, a mirror file synced from it, and the environment for `spmirror` subprocesses."""
+    """A simulator, a mirror synced from it, and the environment for `spmirror` subprocesses."""
 
-    def __init__(self, sim: SimulatorServer, home: Path, **env: str):
+    def __init__(self, sim: SimulatorServer, home: Path, db: MirrorDatabase, **env: str):
         self.sim, self.home = sim, home
-        self.db = home / "mirror.db"
+        self.db = db
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith("SPMIRROR_") and k not in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY",
                                                                    "CONFIGURATION_DIRECTORY")}
         self.env.update(XDG_CONFIG_HOME=str(home / "xdg"), SPMIRROR_API_URL=sim.url,
-                        SPMIRROR_API_KEY=sim.api_key, SPMIRROR_DB=str(self.db), SPMIRROR_LOGGING_LEVEL="warning",
+                        SPMIRROR_API_KEY=sim.api_key, SPMIRROR_DB=db.url, SPMIRROR_LOGGING_LEVEL="warning",
                         **env)
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -63,18 +64,35 @@ def server():
 
 
 @pytest.fixture
-def cli(server, tmp_path) -> CliMirror:
-    """`server` mirrored once (in-process) into a fresh file under tmp_path."""
-    m = CliMirror(server, tmp_path)
+def cli(server, tmp_path, mirror_db) -> CliMirror:
+    """`server` mirrored once (in-process) into a fresh database of the test's backend."""
+    m = CliMirror(server, tmp_path, mirror_db)
     assert m.sync_in_process() == 0
     return m
+
+
+# A person's edits and the test's reads go through the database's own client (tests/backends.py).
+def edit(db: MirrorDatabase, *statements: str) -> None:
+    db.edit(*statements)
+
+
+def query(db: MirrorDatabase, sql: str, params: tuple = ()) -> list[dict]:
+    return db.query(sql, params)
+
+
+def scalar(db: MirrorDatabase, sql: str, params: tuple = ()):
+    return db.scalar(sql, params)
+
+
+def row_of(db: MirrorDatabase, remote_id: int) -> dict | None:
+    return db.row_of(remote_id)
 
 
 def unique_email(tag: str) -> str:
     return f"{tag}-{uuid.uuid4().hex[:10]}@example.com.au"
 
 
-def insert_new(db: Path, email: str) -> None:
+def insert_new(db: MirrorDatabase, email: str) -> None:
     edit(db, "INSERT INTO customers (customerfirstname, customersurname, customeremail, customerphone1, "
              f"fkcustomertypeid) VALUES ('Kevin', 'Koala', {sql_text(email)}, '0400 555 666', 1)")
 
@@ -244,9 +262,9 @@ def test_retry_all_requeues_rows_in_error(cli):
 # -- 7. the delete guard through the command ------------------------------------------------
 
 
-def test_sync_refuses_to_push_a_mass_local_delete_with_exit_4(server, tmp_path):
+def test_sync_refuses_to_push_a_mass_local_delete_with_exit_4(server, tmp_path, mirror_db):
     """`spmirror sync` with push_deletes on exits 4 after a local DELETE of every row, sending nothing."""
-    m = CliMirror(server, tmp_path, SPMIRROR_SYNC_PUSH_DELETES="true")
+    m = CliMirror(server, tmp_path, mirror_db, SPMIRROR_SYNC_PUSH_DELETES="true")
     assert m.sync_in_process() == 0
     edit(m.db, "DELETE FROM customers")
     mark = m.mark()
