@@ -181,7 +181,7 @@ class Daemon:
                 self._watch_job, "interval", id="watch", seconds=self.settings[("daemon", "watch_interval")],
                 max_instances=1, coalesce=True, misfire_grace_time=5,
             )
-        if hasattr(run_lock, "alive"):  # a lock held by a session that can be lost (PostgreSQL)
+        if run_lock.standby:  # a lock held by a session that can be lost (PostgreSQL): watch it
             self.scheduler.add_job(lambda: self._check_run_lock(run_lock), "interval", id="run_lock",
                                    seconds=self.RUN_LOCK_CHECK, max_instances=1, coalesce=True)
         ping = watchdog_interval()
